@@ -1,0 +1,49 @@
+# Shared helpers for scripts/demo.sh and scripts/test.sh (sourced, not run).
+# Everything is installed inside the repository's git-ignored .meltano/ folder:
+#   .meltano/meltano-venv/   Meltano itself (its own venv: its pins may clash with singer-sdk)
+#   .meltano/extractors/..., .meltano/loaders/...   plugin venvs made by `meltano install`
+#   .meltano/.uv-cache/      uv's download cache (Meltano 4 installs plugins with uv)
+#   .meltano/meltano.db      Meltano's system database (state / bookmarks of `meltano run`)
+
+MELTANO_VERSION="4.4.1"
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export MELTANO_PROJECT_ROOT="$REPO_ROOT"
+export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false
+export MELTANO_SYS_DIR_ROOT="${MELTANO_SYS_DIR_ROOT:-$REPO_ROOT/.meltano}"
+export UV_CACHE_DIR="${UV_CACHE_DIR:-$MELTANO_SYS_DIR_ROOT/.uv-cache}"
+MELTANO_VENV="$MELTANO_SYS_DIR_ROOT/meltano-venv"
+MELTANO="$MELTANO_VENV/bin/meltano"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# find_python: print a Python >= 3.10 interpreter ($PYTHON wins if set).
+find_python() {
+    local candidate
+    for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3.10 python3 python; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    die "need Python 3.10 or newer (set PYTHON=/path/to/python3.x)"
+}
+
+# ensure_meltano: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
+# (the tap from `-e .`, target-jsonl and target-duckdb). Re-running takes seconds.
+ensure_meltano() {
+    local py
+    if [[ ! -x "$MELTANO" ]] || [[ "$("$MELTANO" --version 2>/dev/null)" != *"$MELTANO_VERSION"* ]]; then
+        py="$(find_python)"
+        log "Installing meltano==$MELTANO_VERSION into ${MELTANO_VENV#"$REPO_ROOT"/}"
+        rm -rf "$MELTANO_VENV"
+        mkdir -p "$MELTANO_SYS_DIR_ROOT"
+        "$py" -m venv "$MELTANO_VENV"
+        "$MELTANO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            "meltano==$MELTANO_VERSION"
+    fi
+    log "meltano install (tap-klaviyo-segments from -e ., target-jsonl, target-duckdb)"
+    (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install)
+}
