@@ -1,0 +1,154 @@
+"""Klaviyo segment report bodies and responses: what we send, and what we accept back.
+
+Pure functions, so the exact request and every way a response can be malformed are tested
+without HTTP. Parsing is strict about what we rely on (ids, lengths, numbers) and lenient
+about the rest (unknown fields may appear in any revision).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class MalformedReportError(ValueError):
+    """A response that cannot be turned into rows without guessing."""
+
+
+def id_filter(segment_ids: Sequence[str]) -> str:
+    """Klaviyo's filter text for a batch: ``equals`` for one id, ``any`` for several."""
+    if len(segment_ids) == 1:
+        return f'equals(segment_id,"{segment_ids[0]}")'
+    return f"any(segment_id,{json.dumps(list(segment_ids), separators=(',', ':'))})"
+
+
+def report_body(
+    report_type: str,
+    *,
+    statistics: Sequence[str],
+    timeframe: dict[str, str],
+    segment_ids: Sequence[str],
+    interval: str | None = None,
+) -> dict[str, Any]:
+    """The JSON:API body of a segment values or series report request."""
+    attributes: dict[str, Any] = {
+        "statistics": list(statistics),
+        "timeframe": timeframe,
+        "filter": id_filter(segment_ids),
+    }
+    if interval is not None:
+        attributes["interval"] = interval
+    return {"data": {"type": report_type, "attributes": attributes}}
+
+
+@dataclass
+class SeriesReport:
+    """A parsed series report: bucket labels, and per segment a list per statistic."""
+
+    date_times: list[str]
+    results: dict[str, dict[str, list[int | None]]]
+    unexpected_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ValuesReport:
+    """A parsed values report: per segment, one number per statistic."""
+
+    results: dict[str, dict[str, int | None]]
+    unexpected_ids: list[str] = field(default_factory=list)
+
+
+def parse_series_report(
+    payload: Any, *, requested_ids: Sequence[str], statistics: Sequence[str]
+) -> SeriesReport:
+    """Validate and unpack a series response; statistics arrays must match ``date_times``."""
+    attributes = _attributes(payload)
+    date_times = attributes.get("date_times")
+    if not isinstance(date_times, list) or not all(isinstance(d, str) for d in date_times):
+        raise MalformedReportError("data.attributes.date_times is missing or not a list of strings")
+    results: dict[str, dict[str, list[int | None]]] = {}
+    unexpected: list[str] = []
+    wanted = set(requested_ids)
+    for segment_id, stats in _results(attributes):
+        if segment_id not in wanted:
+            unexpected.append(segment_id)
+            continue
+        series: dict[str, list[int | None]] = {}
+        for name in statistics:
+            values = stats.get(name)
+            if values is None:
+                continue
+            if not isinstance(values, list) or len(values) != len(date_times):
+                got = len(values) if isinstance(values, list) else type(values).__name__
+                msg = (
+                    f"statistic {name} of segment {segment_id} has {got} values "
+                    f"for {len(date_times)} date_times"
+                )
+                raise MalformedReportError(msg)
+            series[name] = [_count(v, name, segment_id) for v in values]
+        results[segment_id] = series
+    return SeriesReport(date_times=date_times, results=results, unexpected_ids=unexpected)
+
+
+def parse_values_report(
+    payload: Any, *, requested_ids: Sequence[str], statistics: Sequence[str]
+) -> ValuesReport:
+    """Validate and unpack a values response."""
+    attributes = _attributes(payload)
+    results: dict[str, dict[str, int | None]] = {}
+    unexpected: list[str] = []
+    wanted = set(requested_ids)
+    for segment_id, stats in _results(attributes):
+        if segment_id not in wanted:
+            unexpected.append(segment_id)
+            continue
+        results[segment_id] = {
+            name: _count(stats.get(name), name, segment_id) for name in statistics
+        }
+    return ValuesReport(results=results, unexpected_ids=unexpected)
+
+
+def _attributes(payload: Any) -> dict[str, Any]:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    attributes = data.get("attributes") if isinstance(data, dict) else None
+    if not isinstance(attributes, dict):
+        raise MalformedReportError("the response has no data.attributes object")
+    return attributes
+
+
+def _results(attributes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    results = attributes.get("results")
+    if not isinstance(results, list):
+        raise MalformedReportError("data.attributes.results is missing or not a list")
+    parsed: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for result in results:
+        groupings = result.get("groupings") if isinstance(result, dict) else None
+        segment_id = groupings.get("segment_id") if isinstance(groupings, dict) else None
+        stats = result.get("statistics") if isinstance(result, dict) else None
+        if not isinstance(segment_id, str) or not isinstance(stats, dict):
+            raise MalformedReportError("a result lacks groupings.segment_id or statistics")
+        if segment_id in seen:
+            raise MalformedReportError(f"segment {segment_id} appears twice in one report")
+        seen.add(segment_id)
+        parsed.append((segment_id, stats))
+    return parsed
+
+
+def _count(value: Any, name: str, segment_id: str) -> int | None:
+    """Member counts are whole numbers; Klaviyo may send them as floats (79.0)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedReportError(
+            f"statistic {name} of segment {segment_id} is not a number: {value!r}"
+        )
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise MalformedReportError(
+                f"statistic {name} of segment {segment_id} is not whole: {value!r}"
+            )
+        return int(value)
+    return value

@@ -1,0 +1,234 @@
+"""Typed settings read from the tap's config, with the checks a JSON schema cannot express.
+
+singer-sdk validates types, enums and unknown keys against the config schema in ``tap.py``;
+this module adds what needs code (dates, timezones, URLs, cross-key rules) and turns the raw
+config into values the streams can use without re-parsing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS, local_midnight
+
+STATISTICS = ("total_members", "members_added", "members_removed", "net_members_changed")
+
+#: Klaviyo's relative timeframe keys (OpenAPI enum of ``timeframe.key``).
+TIMEFRAME_KEYS = (
+    "last_12_months",
+    "last_30_days",
+    "last_365_days",
+    "last_3_months",
+    "last_7_days",
+    "last_90_days",
+    "last_month",
+    "last_week",
+    "last_year",
+    "this_month",
+    "this_week",
+    "this_year",
+    "today",
+    "yesterday",
+)
+
+DEFAULT_API_URL = "https://a.klaviyo.com"
+DEFAULT_REVISION = "2026-10-15"
+
+#: Klaviyo segment ids are short alphanumeric strings; anything else would break the filter text.
+_SEGMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre)?$")
+
+
+class SettingsError(ValueError):
+    """Config values that cannot be used; each message names the key and what it accepts."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The config as the streams use it. Dates are naive local wall-clock times."""
+
+    timezone: ZoneInfo
+    start: datetime
+    end: datetime | None
+    segment_ids: tuple[str, ...] | None
+    include_inactive_segments: bool
+    statistics: tuple[str, ...]
+    series_intervals: tuple[str, ...]
+    values_timeframes: tuple[str, ...]
+    lookback: timedelta
+    revision: str
+    api_url: str
+    report_calls_per_minute: float
+    report_calls_per_second: float
+    report_calls_per_day: int
+    max_retry_wait_seconds: float
+    request_timeout: float
+    max_retries: int
+    retry_initial_wait_seconds: float
+
+    def local_now(self, now_utc: datetime) -> datetime:
+        """``now_utc`` as naive wall-clock time in the account timezone."""
+        return now_utc.astimezone(self.timezone).replace(tzinfo=None, microsecond=0)
+
+    def to_klaviyo_time(self, local: datetime) -> str:
+        """A wall-clock time as Klaviyo wants it: ISO 8601 with the account's offset."""
+        return local.replace(tzinfo=self.timezone).isoformat()
+
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Build :class:`Settings` from a config, collecting every problem before failing."""
+    errors: list[str] = []
+    tz = _parse_timezone(config.get("account_timezone", "UTC"), errors)
+    start = _parse_day_or_time("start_date", config.get("start_date"), errors, end=False)
+    end = _parse_day_or_time("end_date", config.get("end_date"), errors, end=True)
+    if start is None:
+        start = FIRST_DATA_DAY
+    if end is not None and end <= start:
+        errors.append(
+            f"start_date ({config.get('start_date')}) must be before end_date "
+            f"({config.get('end_date')})"
+        )
+    segment_ids = _parse_segment_ids(config.get("segment_ids"), errors)
+    api_url = _parse_api_url(config.get("api_url", DEFAULT_API_URL), errors)
+    revision = str(config.get("revision", DEFAULT_REVISION))
+    if not _REVISION.match(revision):
+        errors.append(
+            f"revision must look like YYYY-MM-DD (e.g. {DEFAULT_REVISION}), not {revision!r}"
+        )
+    statistics = _parse_choices("statistics", config.get("statistics"), STATISTICS, errors)
+    intervals = _parse_choices(
+        "series_intervals", config.get("series_intervals", ["daily"]), INTERVALS, errors
+    )
+    timeframes = _parse_choices(
+        "values_timeframes",
+        config.get("values_timeframes", ["last_30_days"]),
+        TIMEFRAME_KEYS,
+        errors,
+    )
+    if errors:
+        raise SettingsError(errors)
+    return Settings(
+        timezone=tz or ZoneInfo("UTC"),
+        start=start,
+        end=end,
+        segment_ids=segment_ids,
+        include_inactive_segments=bool(config.get("include_inactive_segments", False)),
+        statistics=statistics,
+        series_intervals=intervals,
+        values_timeframes=timeframes,
+        lookback=timedelta(days=int(config.get("lookback_days", 2))),
+        revision=revision,
+        api_url=api_url,
+        report_calls_per_minute=float(config.get("report_calls_per_minute", 2)),
+        report_calls_per_second=float(config.get("report_calls_per_second", 1)),
+        report_calls_per_day=int(config.get("report_calls_per_day", 225)),
+        max_retry_wait_seconds=float(config.get("max_retry_wait_seconds", 300)),
+        request_timeout=float(config.get("request_timeout", 60)),
+        max_retries=int(config.get("max_retries", 5)),
+        retry_initial_wait_seconds=float(config.get("retry_initial_wait_seconds", 2)),
+    )
+
+
+def _parse_timezone(value: Any, errors: list[str]) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(
+            f"account_timezone must be an IANA timezone name such as 'UTC' or "
+            f"'America/New_York', not {value!r}"
+        )
+        return None
+
+
+def _parse_day_or_time(key: str, value: Any, errors: list[str], *, end: bool) -> datetime | None:
+    """Parse a date or date-time into naive local wall-clock time.
+
+    A bare date as ``end_date`` means "through that day", so it becomes the next midnight
+    (the data end is exclusive). An offset on a date-time is dropped, as Klaviyo drops it.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return local_midnight(day + timedelta(days=1) if end else day)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        errors.append(
+            f"{key} must be a date (2024-01-31) or date-time (2024-01-31T00:00:00Z), not {value!r}"
+        )
+        return None
+    return moment.replace(tzinfo=None)
+
+
+def _parse_segment_ids(value: Any, errors: list[str]) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    bad = [item for item in value if not isinstance(item, str) or not _SEGMENT_ID.match(item)]
+    if bad:
+        errors.append(
+            f"segment_ids must be Klaviyo segment ids (letters, digits, '_' or '-'); "
+            f"these are not: {', '.join(repr(item) for item in bad[:5])}"
+        )
+        return None
+    if not value:
+        errors.append(
+            "segment_ids must list at least one id, or be left out to report on all segments"
+        )
+        return None
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_choices(
+    key: str, value: Any, allowed: Sequence[str], errors: list[str]
+) -> tuple[str, ...]:
+    if value is None:
+        return tuple(allowed)
+    unknown = [item for item in value if item not in allowed]
+    if unknown or not value:
+        errors.append(
+            f"{key} must be a non-empty list of {', '.join(allowed)}; "
+            f"got {', '.join(repr(item) for item in unknown) or 'an empty list'}"
+        )
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_api_url(value: Any, errors: list[str]) -> str:
+    """Allow plain http only to loopback, so the key never crosses a network in clear text."""
+    url = str(value).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        errors.append(f"api_url must be an https:// URL such as {DEFAULT_API_URL}, not {url!r}")
+    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
+        errors.append(
+            f"api_url must use https:// (plain http is only allowed to 127.0.0.1 or localhost, "
+            f"for a local stand-in), not {url!r}"
+        )
+    return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def utc_now() -> datetime:
+    """The current time, aware, in UTC (the tap's clock; tests replace it)."""
+    return datetime.now(timezone.utc)

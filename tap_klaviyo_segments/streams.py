@@ -1,0 +1,361 @@
+"""The tap's streams: segments, segment_values and segment_series."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import ParseResult, urlsplit
+
+import requests
+from singer_sdk import typing as th
+from singer_sdk.helpers.types import Context
+from singer_sdk.pagination import BaseHATEOASPaginator
+
+from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
+from tap_klaviyo_segments.client import KlaviyoReportStream, KlaviyoStream
+from tap_klaviyo_segments.pacing import ReportBudgetSpent
+from tap_klaviyo_segments.planning import (
+    BucketGrid,
+    ReportCall,
+    batch_ids,
+    bucket_is_complete,
+    data_end_for,
+    next_resume_point,
+    plan_series_calls,
+    reporting_anchor,
+)
+from tap_klaviyo_segments.reports import (
+    SeriesReport,
+    ValuesReport,
+    parse_series_report,
+    parse_values_report,
+    report_body,
+)
+
+#: Klaviyo's maximum page size for GET /api/segments.
+SEGMENTS_PAGE_SIZE = 10
+SEGMENT_FIELDS = ("name", "created", "updated", "is_active", "is_processing", "is_starred")
+
+
+def _statistic_properties() -> list[th.Property]:
+    return [
+        th.Property("total_members", th.IntegerType, description="Members at the bucket's end."),
+        th.Property("members_added", th.IntegerType, description="Profiles added in the bucket."),
+        th.Property(
+            "members_removed", th.IntegerType, description="Profiles removed in the bucket."
+        ),
+        th.Property("net_members_changed", th.IntegerType, description="Added minus removed."),
+    ]
+
+
+class _SameHostPaginator(BaseHATEOASPaginator):
+    """Follows ``links.next``, but only on the configured host: the key goes nowhere else."""
+
+    def __init__(self, api_url: str) -> None:
+        super().__init__()
+        self._origin = urlsplit(api_url)
+
+    def get_next_url(self, response: requests.Response) -> str | None:
+        """The next page's URL, re-rooted on ``api_url`` if Klaviyo named another host."""
+        links = response.json().get("links") or {}
+        next_url = links.get("next") if isinstance(links, dict) else None
+        if not next_url:
+            return None
+        parts = urlsplit(next_url)
+        return parts._replace(scheme=self._origin.scheme, netloc=self._origin.netloc).geturl()
+
+
+class SegmentsStream(KlaviyoStream):
+    """Segment metadata from ``GET /api/segments``; also lists the ids the reports ask about."""
+
+    name = "segments"
+    path = "/api/segments"
+    primary_keys = ("id",)
+    replication_key = None
+    records_jsonpath = "$.data[*]"
+    schema = th.PropertiesList(
+        th.Property("id", th.StringType, required=True, description="Segment id."),
+        th.Property("name", th.StringType),
+        th.Property("created", th.DateTimeType),
+        th.Property("updated", th.DateTimeType),
+        th.Property("is_active", th.BooleanType, description="Inactive segments do not update."),
+        th.Property("is_processing", th.BooleanType),
+        th.Property("is_starred", th.BooleanType),
+    ).to_dict()
+
+    def get_new_paginator(self) -> _SameHostPaginator:
+        """Cursor pagination through absolute ``links.next`` URLs."""
+        return _SameHostPaginator(self.settings.api_url)
+
+    def get_url_params(
+        self, context: Context | None, next_page_token: ParseResult | None
+    ) -> dict[str, Any]:
+        """First page: size, fields and filter; later pages carry them in ``links.next``."""
+        if next_page_token is not None:
+            return {}
+        params: dict[str, Any] = {
+            "page[size]": SEGMENTS_PAGE_SIZE,
+            "fields[segment]": ",".join(SEGMENT_FIELDS),
+        }
+        if context and context.get("active_only"):
+            params["filter"] = "equals(is_active,true)"
+        return params
+
+    def get_http_request(self, *, page: Any) -> Any:
+        """Use the next page's URL as Klaviyo gave it (its query holds the cursor)."""
+        request = super().get_http_request(page=page)
+        if page.next_page_token is not None:
+            request.url = page.next_page_token.geturl()
+        return request
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        """Flatten JSON:API's ``attributes`` into the record."""
+        attributes = row.get("attributes") or {}
+        return {"id": row["id"], **{name: attributes.get(name) for name in SEGMENT_FIELDS}}
+
+    def list_ids(self, *, active_only: bool) -> list[str]:
+        """Ids of the segments to report on, without emitting any record."""
+        context = {"active_only": True} if active_only else None
+        return [row["id"] for row in self.request_records(context)]
+
+
+class _ReportStream(KlaviyoReportStream):
+    """What both report streams share: the segment ids to ask about, and stopping cleanly."""
+
+    def segment_ids(self) -> list[str]:
+        """Configured ids, or every (active) segment in the account."""
+        return self._tap.report_segment_ids()  # type: ignore[attr-defined,no-any-return]
+
+    def now_utc(self) -> datetime:
+        """The tap's clock (tests freeze it)."""
+        return self._tap.now_utc()  # type: ignore[attr-defined,no-any-return]
+
+    def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int, resume_note: str) -> None:
+        self.gate.stop(str(stop))
+        self.logger.warning(
+            "Stopping %s cleanly: %s. Made %d report calls this run; %d more are needed for "
+            "this stream. State is saved; the next run resumes %s.",
+            self.name,
+            stop,
+            self.gate.calls_made,
+            calls_left,
+            resume_note,
+        )
+
+
+class SegmentValuesStream(_ReportStream):
+    """Current values per segment and configured timeframe key, one row per day."""
+
+    name = "segment_values"
+    path = "/api/segment-values-reports"
+    primary_keys = ("segment_id", "timeframe", "as_of_date")
+    replication_key = "as_of_date"
+    is_sorted = True
+    schema = th.PropertiesList(
+        th.Property("segment_id", th.StringType, required=True),
+        th.Property(
+            "timeframe", th.StringType, required=True, description="Klaviyo timeframe key."
+        ),
+        th.Property("as_of_date", th.DateType, required=True, description="Local day of the read."),
+        th.Property("extracted_at", th.DateTimeType, description="When it was read (UTC)."),
+        *_statistic_properties(),
+    ).to_dict()
+
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """One call per timeframe and 100 segments; a same-day re-run replaces the day's rows."""
+        now = self.now_utc()
+        as_of_date = self.settings.local_now(now).date().isoformat()
+        extracted_at = now.astimezone(timezone.utc).isoformat()
+        batches = batch_ids(self.segment_ids())
+        planned = [
+            (timeframe, batch) for timeframe in self.settings.values_timeframes for batch in batches
+        ]
+        for done, (timeframe, batch) in enumerate(planned):
+            try:
+                report = self._fetch(timeframe, batch)
+            except ReportBudgetSpent as stop:
+                self._stop_cleanly(stop, len(planned) - done, "with today's values")
+                return
+            for segment_id, stats in report.results.items():
+                yield {
+                    "segment_id": segment_id,
+                    "timeframe": timeframe,
+                    "as_of_date": as_of_date,
+                    "extracted_at": extracted_at,
+                    **stats,
+                }
+
+    def _fetch(self, timeframe: str, batch: tuple[str, ...]) -> ValuesReport:
+        statistics = self.settings.statistics
+        body = report_body(
+            "segment-values-report",
+            statistics=statistics,
+            timeframe={"key": timeframe},
+            segment_ids=batch,
+        )
+        report: ValuesReport = self.post_report(
+            body,
+            lambda payload: parse_values_report(
+                payload, requested_ids=batch, statistics=statistics
+            ),
+        )
+        _warn_unexpected(self, report.unexpected_ids)
+        return report
+
+
+class SegmentSeriesStream(_ReportStream):
+    """Segment statistics per bucket, per interval; bookmarks per segment and interval."""
+
+    name = "segment_series"
+    path = "/api/segment-series-reports"
+    primary_keys = ("segment_id", "interval", "date_time")
+    replication_key = REPLICATION_KEY
+    schema = th.PropertiesList(
+        th.Property("segment_id", th.StringType, required=True),
+        th.Property(
+            "interval",
+            th.StringType,
+            required=True,
+            allowed_values=list(("hourly", "daily", "weekly", "monthly")),
+        ),
+        th.Property(
+            "date_time",
+            th.DateTimeType,
+            required=True,
+            description="Bucket start, as Klaviyo labels it.",
+        ),
+        *_statistic_properties(),
+        th.Property(
+            "is_complete", th.BooleanType, description="False for the bucket still in progress."
+        ),
+    ).to_dict()
+
+    @property
+    def partitions(self) -> list[dict[str, Any]] | None:
+        """One pass over all intervals: calls are planned across segments, not per partition."""
+        return None
+
+    def get_replication_key_signpost(self, context: Context | None) -> None:
+        """No signpost: bookmarks are set from what was read, never from the clock."""
+        return
+
+    def _increment_stream_state(
+        self, latest_record: dict[str, Any], *, context: Context | None = None
+    ) -> None:
+        """Bookmarks move per segment after a whole response (see ``_advance``), not per record."""
+
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Plan every interval's calls, then fetch, emit and bookmark them one by one."""
+        settings = self.settings
+        now = settings.local_now(self.now_utc())
+        data_end = data_end_for(now, settings.end)
+        bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
+        ids = self.segment_ids()
+        plans = []
+        for interval in settings.series_intervals:
+            grid = BucketGrid(interval, reporting_anchor(settings.start))
+            resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in ids}
+            plans.append((grid, plan_series_calls(grid, resume, data_end)))
+        calls_left = sum(len(calls) for _, calls in plans)
+        self.logger.info(
+            "segment_series plan: %d report calls for %d segments", calls_left, len(ids)
+        )
+        for grid, calls in plans:
+            for call in calls:
+                try:
+                    report = self._fetch(call)
+                except ReportBudgetSpent as stop:
+                    note = f"{call.interval} from {call.start.isoformat()} (and later windows)"
+                    self._stop_cleanly(stop, calls_left, note)
+                    return
+                calls_left -= 1
+                yield from self._records(report, call, grid, data_end)
+                self._advance(bookmarks, report, call, grid, now)
+
+    def _fetch(self, call: ReportCall) -> SeriesReport:
+        settings = self.settings
+        timeframe = {
+            "start": settings.to_klaviyo_time(call.start),
+            "end": settings.to_klaviyo_time(call.timeframe_end),
+        }
+        body = report_body(
+            "segment-series-report",
+            statistics=settings.statistics,
+            timeframe=timeframe,
+            segment_ids=call.segment_ids,
+            interval=call.interval,
+        )
+        report: SeriesReport = self.post_report(
+            body,
+            lambda payload: parse_series_report(
+                payload, requested_ids=call.segment_ids, statistics=settings.statistics
+            ),
+        )
+        _warn_unexpected(self, report.unexpected_ids)
+        return report
+
+    def _bucket_starts(self, report: SeriesReport) -> list[datetime]:
+        tz = self.settings.timezone
+        starts = []
+        for label in report.date_times:
+            moment = datetime.fromisoformat(label)
+            starts.append(moment.astimezone(tz).replace(tzinfo=None) if moment.tzinfo else moment)
+        return starts
+
+    def _records(
+        self, report: SeriesReport, call: ReportCall, grid: BucketGrid, data_end: datetime
+    ) -> Iterable[dict[str, Any]]:
+        """Rows for the buckets this call owns: a bucket outside the window is another call's."""
+        owned = [
+            (position, label, bucket_is_complete(grid, start, min(call.end, data_end)))
+            for position, (label, start) in enumerate(
+                zip(report.date_times, self._bucket_starts(report), strict=True)
+            )
+            if call.first_bucket <= grid.index(start) <= call.last_bucket
+        ]
+        empty = dict.fromkeys(
+            ("total_members", "members_added", "members_removed", "net_members_changed")
+        )
+        for segment_id, series in report.results.items():
+            for position, label, complete in owned:
+                record = {
+                    "segment_id": segment_id,
+                    "interval": call.interval,
+                    "date_time": label,
+                    **empty,
+                }
+                for name, values in series.items():
+                    record[name] = values[position]
+                record["is_complete"] = complete
+                yield record
+
+    def _advance(
+        self,
+        bookmarks: SeriesBookmarks,
+        report: SeriesReport,
+        call: ReportCall,
+        grid: BucketGrid,
+        now: datetime,
+    ) -> None:
+        """Move the batch's bookmarks past what this response settled, then save state."""
+        resume = next_resume_point(
+            grid, call, self._bucket_starts(report), read_at=now, lookback=self.settings.lookback
+        )
+        if resume is None:
+            return
+        for segment_id in call.segment_ids:
+            current = bookmarks.resume_point(call.interval, segment_id, now=now)
+            if current is None or current < resume:
+                bookmarks.set(call.interval, segment_id, resume)
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
+
+def _warn_unexpected(stream: KlaviyoStream, ids: list[str]) -> None:
+    if ids:
+        stream.logger.warning(
+            "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
+            len(ids),
+            ", ".join(ids[:5]),
+        )

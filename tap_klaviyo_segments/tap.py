@@ -1,0 +1,225 @@
+"""TapKlaviyoSegments: the config it accepts and the streams it offers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_klaviyo_segments.pacing import ReportGate
+from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
+from tap_klaviyo_segments.settings import (
+    DEFAULT_API_URL,
+    DEFAULT_REVISION,
+    STATISTICS,
+    TIMEFRAME_KEYS,
+    Settings,
+    SettingsError,
+    parse_settings,
+    utc_now,
+)
+from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, SegmentValuesStream
+
+
+def _string_list(
+    description: str, *, choices: tuple[str, ...] = (), default: Any = None
+) -> dict[str, Any]:
+    """A JSON schema for a non-empty list of strings, optionally from ``choices``."""
+    items: dict[str, Any] = {"type": "string"}
+    if choices:
+        items["enum"] = list(choices)
+    schema: dict[str, Any] = {
+        "type": "array",
+        "items": items,
+        "minItems": 1,
+        "uniqueItems": True,
+        "description": description,
+    }
+    if default is not None:
+        schema["default"] = default
+    return schema
+
+
+def _config_schema() -> dict[str, Any]:
+    properties = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType(min_length=1),
+            required=True,
+            secret=True,
+            description="Klaviyo private API key with the segments:read scope.",
+        ),
+        th.Property(
+            "start_date",
+            th.StringType,
+            default=FIRST_DATA_DAY.date().isoformat(),
+            description="First day to report (date or date-time, account time). "
+            "Klaviyo has no data before 2023-06-01; earlier values are raised to it.",
+        ),
+        th.Property(
+            "end_date",
+            th.StringType,
+            description="Last day to report (a date includes that whole day). Default: now.",
+        ),
+        th.Property(
+            "include_inactive_segments",
+            th.BooleanType,
+            default=False,
+            description="Without segment_ids, also report inactive segments.",
+        ),
+        th.Property(
+            "lookback_days",
+            th.IntegerType(minimum=0),
+            default=2,
+            description="Recent days re-read on each run, since Klaviyo revises them.",
+        ),
+        th.Property(
+            "account_timezone",
+            th.StringType,
+            default="UTC",
+            description="The Klaviyo account's IANA timezone; Klaviyo reads timeframes in it.",
+        ),
+        th.Property(
+            "revision",
+            th.StringType,
+            default=DEFAULT_REVISION,
+            description="Klaviyo API revision header.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            default=DEFAULT_API_URL,
+            description="Base URL of the Klaviyo API (https, or http to a loopback stand-in).",
+        ),
+        th.Property(
+            "report_calls_per_minute",
+            th.NumberType(exclusive_minimum=0),
+            default=2,
+            description="Pace of report calls (Klaviyo's steady limit is 2 a minute).",
+        ),
+        th.Property(
+            "report_calls_per_second",
+            th.NumberType(exclusive_minimum=0),
+            default=1,
+            description="Burst cap of report calls (Klaviyo's is 1 a second).",
+        ),
+        th.Property(
+            "report_calls_per_day",
+            th.IntegerType(minimum=0),
+            default=225,
+            description="Most report calls one run makes; then it stops cleanly with state saved.",
+        ),
+        th.Property(
+            "max_retry_wait_seconds",
+            th.NumberType(minimum=0),
+            default=300,
+            description="Longest Retry-After the tap waits; a longer one stops the run cleanly.",
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType(exclusive_minimum=0),
+            default=60,
+            description="Seconds per HTTP request.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType(minimum=0),
+            default=5,
+            description="Retries of a 5xx, timeout, dropped connection or 429.",
+        ),
+        th.Property(
+            "retry_initial_wait_seconds",
+            th.NumberType(minimum=0),
+            default=2,
+            description="First backoff wait; it doubles on each retry (429s wait Retry-After).",
+        ),
+    ).to_dict()
+    properties["properties"].update(
+        segment_ids=_string_list("Segments to report on. Default: all active segments."),
+        statistics=_string_list(
+            "Statistics to extract.", choices=STATISTICS, default=list(STATISTICS)
+        ),
+        series_intervals=_string_list(
+            "Intervals of segment_series.", choices=INTERVALS, default=["daily"]
+        ),
+        values_timeframes=_string_list(
+            "Timeframe keys of segment_values.", choices=TIMEFRAME_KEYS, default=["last_30_days"]
+        ),
+    )
+    properties["additionalProperties"] = False
+    return properties
+
+
+class TapKlaviyoSegments(Tap):
+    """Singer tap for Klaviyo segment growth: segments, segment_values, segment_series."""
+
+    name = "tap-klaviyo-segments"
+    config_jsonschema = _config_schema()
+
+    #: The tap's clock; tests replace it to freeze "now".
+    now_utc: Callable[[], datetime] = staticmethod(utc_now)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Add the checks a JSON schema cannot make (dates, timezone, URL, start before end)."""
+        errors = super()._validate_config(raise_errors=raise_errors)
+        if errors:
+            return errors
+        try:
+            settings = parse_settings(self.config)
+        except SettingsError as exc:
+            if raise_errors:
+                raise ConfigValidationError(
+                    "Config validation failed", errors=exc.errors, schema=self.config_jsonschema
+                ) from None
+            self.logger.warning("Config validation failed: %s", exc)
+            return exc.errors
+        if settings.start < FIRST_DATA_DAY:
+            self.logger.warning(
+                "start_date %s is before 2023-06-01, when Klaviyo's segment data begins; "
+                "reporting from 2023-06-01",
+                self.config.get("start_date"),
+            )
+        return errors
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The validated config, typed."""
+        return parse_settings(self.config)
+
+    @cached_property
+    def report_gate(self) -> ReportGate:
+        """Pacing and budget shared by segment_values and segment_series."""
+        settings = self.settings
+        return ReportGate(
+            calls_per_minute=settings.report_calls_per_minute,
+            calls_per_second=settings.report_calls_per_second,
+            calls_per_run=settings.report_calls_per_day,
+        )
+
+    def report_segment_ids(self) -> list[str]:
+        """The segments both report streams ask about (listed from Klaviyo once per run)."""
+        if self.settings.segment_ids is not None:
+            return list(self.settings.segment_ids)
+        return list(self._listed_segment_ids)
+
+    @cached_property
+    def _listed_segment_ids(self) -> tuple[str, ...]:
+        segments = self.streams["segments"]
+        assert isinstance(segments, SegmentsStream)
+        active_only = not self.settings.include_inactive_segments
+        ids = tuple(dict.fromkeys(segments.list_ids(active_only=active_only)))
+        self.logger.info("Reporting on %d %ssegments", len(ids), "active " if active_only else "")
+        return ids
+
+    def discover_streams(self) -> list[Stream]:
+        """Segments first; values before series, so a backfill never starves today's values."""
+        return [SegmentsStream(self), SegmentValuesStream(self), SegmentSeriesStream(self)]
+
+
+if __name__ == "__main__":
+    TapKlaviyoSegments.cli()
