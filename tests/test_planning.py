@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import datetime, timedelta
 
@@ -100,7 +101,7 @@ def test_monthly_windows_fit_in_52_weeks_and_weekly_in_52_weeks():
 def test_windows_start_at_local_midnight_and_end_a_second_before_the_next():
     grid = BucketGrid("daily", ANCHOR)
     calls = plan_series_calls(grid, dict.fromkeys(ids(1)), NOW)
-    for earlier, later in zip(calls, calls[1:], strict=False):
+    for earlier, later in itertools.pairwise(calls):
         assert later.start == earlier.end
         assert earlier.timeframe_end == later.start - timedelta(seconds=1)
         assert later.start.time() == datetime.min.time()
