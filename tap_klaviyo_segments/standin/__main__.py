@@ -1,0 +1,126 @@
+"""Command line: ``python -m tap_klaviyo_segments.standin`` (also ``klaviyo-standin``).
+
+Binds 127.0.0.1 only, prints one line with the URL to stderr, writes the URL to ``--ready-file``
+once listening (so scripts can wait for it), and serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from tap_klaviyo_segments.standin.server import StandinServer
+from tap_klaviyo_segments.standin.settings import (
+    DEFAULT_API_KEY,
+    DEFAULT_SCOPELESS_API_KEY,
+    FaultSettings,
+    StandinSettings,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All flags; each maps to a StandinSettings or FaultSettings field."""
+    p = argparse.ArgumentParser(
+        prog="klaviyo-standin", description="Local Klaviyo stand-in server."
+    )
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0 = ephemeral)")
+    p.add_argument("--segments", type=int, default=12, help="number of segments")
+    p.add_argument("--seed", type=int, default=1, help="data seed")
+    p.add_argument("--timezone", default="UTC", help="account timezone (IANA name)")
+    p.add_argument(
+        "--now", type=datetime.fromisoformat, default=None, help="fixed now (local if naive)"
+    )
+    p.add_argument("--end-exclusive", action="store_true", help="timeframe ends are exclusive")
+    p.add_argument("--api-key", default=None, help="valid key (default: the stand-in default key)")
+    p.add_argument(
+        "--scopeless-api-key", default=DEFAULT_SCOPELESS_API_KEY, help="key without scope"
+    )
+    p.add_argument(
+        "--time-scale", type=float, default=1.0, help="divide rate-limit windows by this"
+    )
+    p.add_argument("--no-rate-limits", action="store_true", help="disable rate limiting")
+    p.add_argument(
+        "--shared-daily-budget", action="store_true", help="one daily budget for reports"
+    )
+    p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    p.add_argument("--slow-rate", type=float, default=0.0, help="share of slow answers")
+    p.add_argument("--slow-seconds", type=float, default=1.0)
+    p.add_argument("--malformed-rate", type=float, default=0.0, help="share of malformed 200s")
+    p.add_argument("--faults-on-segments", action="store_true", help="faults on GET /api/segments")
+    p.add_argument(
+        "--ready-file", type=Path, default=None, help="write the URL here when listening"
+    )
+    p.add_argument("--verbose", action="store_true", help="print access logs (never headers)")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> StandinSettings:
+    """Translate parsed flags into settings."""
+    faults = FaultSettings(
+        fault_seed=args.fault_seed,
+        error_rate=args.error_rate,
+        drop_rate=args.drop_rate,
+        slow_rate=args.slow_rate,
+        slow_seconds=args.slow_seconds,
+        malformed_rate=args.malformed_rate,
+        apply_to_segments=args.faults_on_segments,
+    )
+    return StandinSettings(
+        timezone=args.timezone,
+        segment_count=args.segments,
+        seed=args.seed,
+        now=args.now,
+        end_inclusive=not args.end_exclusive,
+        api_key=args.api_key or DEFAULT_API_KEY,
+        scopeless_api_key=args.scopeless_api_key or None,
+        rate_limits_enabled=not args.no_rate_limits,
+        time_scale=args.time_scale,
+        shared_daily_budget=args.shared_daily_budget,
+        faults=faults,
+        verbose=args.verbose,
+    )
+
+
+def _write_ready_file(path: Path, url: str) -> None:
+    """Write atomically so a waiting script never reads a half-written URL."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(url + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-in until SIGINT/SIGTERM; return the exit code."""
+    args = build_parser().parse_args(argv)
+    server = StandinServer(settings_from_args(args), port=args.port).start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    key_note = "default API key " + DEFAULT_API_KEY if args.api_key is None else "custom API key"
+    print(f"klaviyo-standin listening on {server.url} ({key_note})", file=sys.stderr, flush=True)
+    if args.ready_file is not None:
+        _write_ready_file(args.ready_file, server.url)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.stop()
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

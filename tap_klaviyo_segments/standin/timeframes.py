@@ -1,0 +1,243 @@
+"""Timeframes of the stand-in: keys, custom timeframe validation and bucket cutting.
+
+Klaviyo reads every timeframe as wall-clock time in the account timezone ("Offset is ignored and
+the company timezone is used"), so this module works on naive local datetimes and converts them to
+epoch seconds only to cut buckets.
+
+Timeframe keys (``today`` is the local date of ``now``; weeks start on Monday; a period that ends
+"now" ends at the wall-clock ``now``, every other period ends at the next period's first midnight):
+
+- ``today``: today 00:00 to now.  ``yesterday``: yesterday 00:00 to today 00:00.
+- ``last_7_days`` / ``last_30_days`` / ``last_90_days`` / ``last_365_days``: the N whole local days
+  before today (today excluded), i.e. ``today - N`` 00:00 to today 00:00.
+- ``this_week`` / ``this_month`` / ``this_year``: from the period's first local midnight to now.
+- ``last_week`` / ``last_month`` / ``last_year``: the previous calendar period.
+- ``last_3_months`` / ``last_12_months``: the 3 / 12 whole calendar months before this month.
+
+The end of a timeframe (key or custom) is inclusive or exclusive depending on ``end_inclusive``.
+Membership changes happen at whole local hours (each hour's changes are stamped at the hour's
+start), so an inclusive end at midnight also counts the changes stamped at that midnight: this is
+why ``last_7_days`` with a daily interval returns 8 buckets when ``end_inclusive`` is on, like the
+example in Klaviyo's guide.
+
+Buckets: hourly and daily buckets start at whole local hours / local midnights; weekly buckets are
+7-day steps from the local midnight of the timeframe start; monthly buckets are calendar months, the
+first labelled at the timeframe start's local midnight, the next ones at the 1st of each month. The
+first bucket is the one containing the timeframe start (labelled at its floor); later buckets are
+included when their start lies within the timeframe and is not after ``now``. Every bucket counts
+only the changes inside the timeframe and not after ``now``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+TIMEFRAME_KEYS: tuple[str, ...] = (
+    "last_12_months",
+    "last_30_days",
+    "last_365_days",
+    "last_3_months",
+    "last_7_days",
+    "last_90_days",
+    "last_month",
+    "last_week",
+    "last_year",
+    "this_month",
+    "this_week",
+    "this_year",
+    "today",
+    "yesterday",
+)
+INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
+DATA_FLOOR = datetime(2023, 6, 1)
+FLOOR_DETAIL = "Cannot query for segment data before June 1st, 2023"
+TIMEFRAME_POINTER = "/data/attributes/timeframe"
+INTERVAL_LIMITS: dict[str, timedelta] = {
+    "hourly": timedelta(days=7),
+    "daily": timedelta(days=60),
+    "monthly": timedelta(weeks=52),
+}
+
+
+class TimeframeError(ValueError):
+    """A timeframe or interval Klaviyo would reject with a 400; carries the JSON pointer."""
+
+    def __init__(self, detail: str, pointer: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.pointer = pointer
+
+
+@dataclass(frozen=True)
+class Window:
+    """A timeframe as naive wall-clock datetimes in the account timezone."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One report bucket: its label instant and the half-open epoch range ``[lo, hi)`` it counts."""
+
+    label: int
+    lo: int
+    hi: int
+
+
+def add_months(day: date, months: int) -> date:
+    """Return the 1st of the month ``months`` after ``day``'s month (calendar arithmetic)."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def add_year(moment: datetime) -> datetime:
+    """Return ``moment`` one calendar year later (29 Feb becomes 1 Mar), the 1-year maximum."""
+    try:
+        return moment.replace(year=moment.year + 1)
+    except ValueError:
+        return moment.replace(year=moment.year + 1, month=3, day=1)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+def resolve_key(key: str, now_local: datetime) -> Window:
+    """Turn a timeframe key into a wall-clock window, per the module docstring's semantics."""
+    today = now_local.date()
+    monday = today - timedelta(days=today.weekday())
+    month1 = today.replace(day=1)
+    year1 = date(today.year, 1, 1)
+    last_days = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
+    if key in last_days:
+        return Window(_midnight(today - timedelta(days=last_days[key])), _midnight(today))
+    ranges: dict[str, tuple[date, date | None]] = {
+        "today": (today, None),
+        "yesterday": (today - timedelta(days=1), today),
+        "this_week": (monday, None),
+        "last_week": (monday - timedelta(days=7), monday),
+        "this_month": (month1, None),
+        "last_month": (add_months(month1, -1), month1),
+        "last_3_months": (add_months(month1, -3), month1),
+        "last_12_months": (add_months(month1, -12), month1),
+        "this_year": (year1, None),
+        "last_year": (date(today.year - 1, 1, 1), year1),
+    }
+    if key not in ranges:
+        raise TimeframeError(f"Invalid timeframe key: {key!r}", f"{TIMEFRAME_POINTER}/key")
+    start, end = ranges[key]
+    end_local = _midnight(end) if end is not None else now_local.replace(microsecond=0)
+    return Window(_midnight(start), end_local)
+
+
+def parse_wall_clock(value: object, pointer: str) -> datetime:
+    """Parse an ISO date-time that must carry an offset; return its wall-clock part.
+
+    The spec types start and end as ``date-time``, which requires an offset; Klaviyo then ignores
+    the offset and reads the wall-clock part in the account timezone.
+    """
+    if not isinstance(value, str):
+        raise TimeframeError("Expected an ISO 8601 date-time string.", pointer)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise TimeframeError(f"Invalid date-time: {value!r}", pointer) from None
+    if "T" not in text.upper() or parsed.tzinfo is None:
+        raise TimeframeError(f"Date-time must include a time and an offset: {value!r}", pointer)
+    return parsed.replace(tzinfo=None)
+
+
+def custom_window(start_raw: object, end_raw: object) -> Window:
+    """Validate a custom ``{"start","end"}`` timeframe and return it as a wall-clock window."""
+    start = parse_wall_clock(start_raw, f"{TIMEFRAME_POINTER}/start")
+    end = parse_wall_clock(end_raw, f"{TIMEFRAME_POINTER}/end")
+    if end < start:
+        raise TimeframeError(
+            "The timeframe end must not be before its start.", f"{TIMEFRAME_POINTER}/end"
+        )
+    return Window(start, end)
+
+
+def check_window(window: Window, interval: str | None) -> None:
+    """Apply Klaviyo's floor (June 1st, 2023), 1-year maximum and per-interval length limits."""
+    if window.start < DATA_FLOOR:
+        raise TimeframeError(FLOOR_DETAIL, f"{TIMEFRAME_POINTER}/start")
+    if window.end > add_year(window.start):
+        raise TimeframeError("The timeframe cannot be longer than 1 year.", TIMEFRAME_POINTER)
+    limit = INTERVAL_LIMITS.get(interval or "")
+    if limit is not None and window.end - window.start > limit:
+        raise TimeframeError(
+            f"The timeframe cannot be longer than {limit.days} days for the {interval} interval.",
+            "/data/attributes/interval",
+        )
+
+
+def to_epoch(local: datetime, tz: ZoneInfo) -> int:
+    """Convert a naive wall-clock datetime to epoch seconds (first occurrence when ambiguous)."""
+    return math.floor(local.replace(tzinfo=tz).timestamp())
+
+
+def to_epoch_ceil(local: datetime, tz: ZoneInfo) -> int:
+    """Like :func:`to_epoch` but rounding sub-second starts up, so a start never gains a stamp."""
+    return math.ceil(local.replace(tzinfo=tz).timestamp())
+
+
+def iso_at(epoch: int, tz: ZoneInfo) -> str:
+    """Format an instant like Klaviyo: local wall clock with that instant's UTC offset."""
+    return datetime.fromtimestamp(epoch, tz).isoformat()
+
+
+def iso_utc(epoch: int) -> str:
+    """Format an instant in UTC with ``+00:00``, as Klaviyo returns segment timestamps."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+def _bucket_starts(interval: str, start: datetime, tz: ZoneInfo, hi: int) -> list[int]:
+    """Epoch starts of the buckets beginning before ``hi``, the first one at ``start``'s floor."""
+    if interval == "hourly":
+        first = to_epoch(start.replace(minute=0, second=0, microsecond=0), tz)
+        return list(range(first, max(hi, first + 1), 3600))
+    day0 = start.date()
+    starts: list[int] = []
+    step = 0
+    while True:
+        if interval == "daily":
+            day = day0 + timedelta(days=step)
+        elif interval == "weekly":
+            day = day0 + timedelta(days=7 * step)
+        else:
+            day = day0 if step == 0 else add_months(day0, step)
+        epoch = to_epoch(_midnight(day), tz)
+        if starts and epoch >= hi:
+            return starts
+        starts.append(epoch)
+        step += 1
+
+
+def cut_buckets(
+    interval: str, window: Window, tz: ZoneInfo, now_epoch: int, end_inclusive: bool
+) -> list[Bucket]:
+    """Cut a window into buckets, each limited to the timeframe and to ``now`` (inclusive)."""
+    lo = to_epoch_ceil(window.start, tz)
+    hi = content_end(window, tz, now_epoch, end_inclusive)
+    if lo >= hi:
+        return []
+    starts = _bucket_starts(interval, window.start, tz, hi)
+    bounds = [*starts[1:], hi]
+    return [
+        Bucket(label, max(label, lo), min(nxt, hi))
+        for label, nxt in zip(starts, bounds, strict=True)
+    ]
+
+
+def content_end(window: Window, tz: ZoneInfo, now_epoch: int, end_inclusive: bool) -> int:
+    """Exclusive epoch bound of the changes a window counts: its end (+1 s if inclusive), or now."""
+    end = to_epoch(window.end, tz) + (1 if end_inclusive else 0)
+    return min(end, now_epoch + 1)
