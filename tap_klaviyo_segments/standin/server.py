@@ -19,6 +19,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -85,13 +86,18 @@ class StandinServer:
     """A local Klaviyo stand-in; use as ``with StandinServer(settings) as server: ...``."""
 
     def __init__(
-        self, settings: StandinSettings | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        settings: StandinSettings | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Create (not start) a server; ``clock`` drives the rate-limit windows (tests fake it)."""
         self.settings = settings or StandinSettings()
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._log: list[LogEntry] = []
-        self._limiter = RateLimiter()
+        self._limiter = RateLimiter(clock)
         self._fault_rng = random.Random(self.settings.faults.fault_seed)  # noqa: S311 - test faults
         self._account: Account | None = None
         self._account_key: tuple[object, ...] | None = None
@@ -154,9 +160,13 @@ class StandinServer:
             return list(self._log)
 
     def report_calls(self) -> list[LogEntry]:
-        """Report requests answered 200 without an injected fault."""
+        """Report requests answered with a usable 200 (slow ones count, malformed ones do not)."""
         return [
-            e for e in self.log if e.path in REPORT_TYPES and e.status == 200 and e.fault is None
+            e
+            for e in self.log
+            if e.path in REPORT_TYPES
+            and e.status == 200
+            and not (e.fault or "").endswith("malformed")
         ]
 
     def clear_log(self) -> None:
@@ -232,15 +242,15 @@ class StandinServer:
         limits_headers = self._rate_limit(entry.path, is_report)
         entry.counted = True
         fault = self._random_fault() if faultable else None
-        if fault is not None and fault != "malformed":
+        if fault in ("drop", "500", "502", "503", "504"):
             entry.fault = fault
             return (
                 _Reply(0, drop=True) if fault == "drop" else _error_reply(_server_error(int(fault)))
             )
         reply = self._answer(entry, base)
         reply.headers.update(limits_headers)
+        entry.fault = fault
         if fault == "malformed" and reply.status == 200:
-            entry.fault = fault
             self._malform(reply)
         return reply
 
@@ -315,10 +325,11 @@ class StandinServer:
             return "drop"
         if draws[1] < faults.error_rate:
             return random.Random(draws[1]).choice(["500", "502", "503", "504"])  # noqa: S311
-        if draws[2] < faults.slow_rate:
-            time.sleep(faults.slow_seconds)
         if draws[3] < faults.malformed_rate:
             return "malformed"
+        if draws[2] < faults.slow_rate:
+            time.sleep(faults.slow_seconds)
+            return "slow"
         return None
 
     def _malform(self, reply: _Reply) -> None:

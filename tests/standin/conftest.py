@@ -19,9 +19,12 @@ SERIES = "/api/segment-series-reports"
 VALUES = "/api/segment-values-reports"
 
 
-def report_body(kind="series", statistics=None, timeframe=None, interval="daily", filter=None, **extra):
+def report_body(
+    kind="series", statistics=None, timeframe=None, interval="daily", filter=None, **extra
+):
     attrs = {
-        "statistics": statistics or ["total_members", "members_added", "members_removed", "net_members_changed"],
+        "statistics": statistics
+        or ["total_members", "members_added", "members_removed", "net_members_changed"],
         "timeframe": timeframe or {"key": "last_7_days"},
     }
     if kind == "series" and interval is not None:

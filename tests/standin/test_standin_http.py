@@ -7,7 +7,12 @@ from datetime import datetime
 import pytest
 import requests
 
-from tap_klaviyo_segments.standin import DEFAULT_API_KEY, DEFAULT_SCOPELESS_API_KEY, StandinServer, Window
+from tap_klaviyo_segments.standin import (
+    DEFAULT_API_KEY,
+    DEFAULT_SCOPELESS_API_KEY,
+    StandinServer,
+    Window,
+)
 
 from .conftest import HEADERS, SERIES, VALUES, get, post, report_body, settings
 
@@ -53,7 +58,13 @@ def test_segment_resource_shape(server):
     row = get(server, "/api/segments").json()["data"][0]
     assert row["type"] == "segment"
     assert set(row["attributes"]) == {
-        "name", "definition", "created", "updated", "is_active", "is_processing", "is_starred",
+        "name",
+        "definition",
+        "created",
+        "updated",
+        "is_active",
+        "is_processing",
+        "is_starred",
     }
     assert row["links"]["self"].endswith(f"/api/segments/{row['id']}")
     assert row["relationships"] == {}
@@ -70,7 +81,7 @@ def test_segment_resource_shape(server):
         ("equals(is_starred,true)", lambda r: r["is_starred"]),
         ("greater-than(created,2024-01-01T00:00:00Z)", lambda r: r["created"] > "2024-01-01"),
         ("greater-than(updated,2025-01-01T00:00:00+00:00)", lambda r: r["updated"] > "2025-01-01"),
-        ("equals(name,\"VIP customers\")", lambda r: r["name"] == "VIP customers"),
+        ('equals(name,"VIP customers")', lambda r: r["name"] == "VIP customers"),
     ],
 )
 def test_segment_filters(server, filter_text, predicate):
@@ -86,7 +97,9 @@ def test_segment_filters(server, filter_text, predicate):
 
 def test_segment_id_filters(server):
     ids = server.account.segment_ids()
-    body = get(server, "/api/segments", {"filter": f'any(id,["{ids[3]}","{ids[1]}","zzzzzz"])'}).json()
+    body = get(
+        server, "/api/segments", {"filter": f'any(id,["{ids[3]}","{ids[1]}","zzzzzz"])'}
+    ).json()
     assert [r["id"] for r in body["data"]] == [ids[1], ids[3]]
     body = get(server, "/api/segments", {"filter": f'equals(id,"{ids[2]}")'}).json()
     assert [r["id"] for r in body["data"]] == [ids[2]]
@@ -94,8 +107,13 @@ def test_segment_id_filters(server):
 
 @pytest.mark.parametrize(
     "filter_text",
-    ["equals(profile_count,3)", "less-than(created,2024-01-01T00:00:00Z)", "equals(is_active,", "nonsense",
-     "equals(is_active,\"yes\")"],
+    [
+        "equals(profile_count,3)",
+        "less-than(created,2024-01-01T00:00:00Z)",
+        "equals(is_active,",
+        "nonsense",
+        'equals(is_active,"yes")',
+    ],
 )
 def test_bad_segment_filters(server, filter_text):
     error = _error(get(server, "/api/segments", {"filter": filter_text}), 400)
@@ -106,9 +124,9 @@ def test_sparse_fieldsets(server):
     body = get(server, "/api/segments", {"fields[segment]": "name,created"}).json()
     assert all(set(r["attributes"]) == {"name", "created"} for r in body["data"])
     assert "fields%5Bsegment%5D=name%2Ccreated" in body["links"]["next"]
-    assert _error(get(server, "/api/segments", {"fields[segment]": "name,bogus"}), 400)["source"] == {
-        "parameter": "fields[segment]"
-    }
+    assert _error(get(server, "/api/segments", {"fields[segment]": "name,bogus"}), 400)[
+        "source"
+    ] == {"parameter": "fields[segment]"}
 
 
 # ----- auth, revision, routing -----------------------------------------------------------------
@@ -144,7 +162,10 @@ def test_revision_required(server, revision):
 
 
 def test_revision_pre_accepted(server):
-    assert get(server, "/api/segments", headers={**HEADERS, "revision": "2024-07-15.pre"}).status_code == 200
+    assert (
+        get(server, "/api/segments", headers={**HEADERS, "revision": "2024-07-15.pre"}).status_code
+        == 200
+    )
 
 
 def test_routing(server):
@@ -159,7 +180,9 @@ def test_custom_key_and_no_key_leak():
     key = "pk_custom_secret_999"
     with StandinServer(settings(api_key=key, verbose=True)) as srv:
         assert get(srv, "/api/segments").status_code == 401
-        ok = get(srv, "/api/segments", headers={**HEADERS, "Authorization": f"Klaviyo-API-Key {key}"})
+        ok = get(
+            srv, "/api/segments", headers={**HEADERS, "Authorization": f"Klaviyo-API-Key {key}"}
+        )
         assert ok.status_code == 200
         assert key not in ok.text
         assert key not in repr(srv.log)
@@ -173,38 +196,194 @@ def _ids(server, n):
 BAD_BODIES = [
     # (id, kind, body mutation, pointer)
     ("no data", "series", lambda b: b.clear(), "/data"),
-    ("wrong type", "series", lambda b: b["data"].update(type="segment-values-report"), "/data/type"),
+    (
+        "wrong type",
+        "series",
+        lambda b: b["data"].update(type="segment-values-report"),
+        "/data/type",
+    ),
     ("no attributes", "series", lambda b: b["data"].pop("attributes"), "/data/attributes"),
-    ("unknown attribute", "series", lambda b: b["data"]["attributes"].update(group_by=["x"]), "/data/attributes/group_by"),
-    ("no statistics", "series", lambda b: b["data"]["attributes"].pop("statistics"), "/data/attributes/statistics"),
-    ("empty statistics", "series", lambda b: b["data"]["attributes"].update(statistics=[]), "/data/attributes/statistics"),
-    ("bad statistic", "values", lambda b: b["data"]["attributes"].update(statistics=["total_members", "open_rate"]), "/data/attributes/statistics/1"),
-    ("no interval", "series", lambda b: b["data"]["attributes"].pop("interval"), "/data/attributes/interval"),
-    ("bad interval", "series", lambda b: b["data"]["attributes"].update(interval="yearly"), "/data/attributes/interval"),
-    ("interval on values", "values", lambda b: b["data"]["attributes"].update(interval="daily"), "/data/attributes/interval"),
-    ("no timeframe", "values", lambda b: b["data"]["attributes"].pop("timeframe"), "/data/attributes/timeframe"),
-    ("key and range", "values", lambda b: b["data"]["attributes"]["timeframe"].update(start="2025-01-01T00:00:00+00:00", end="2025-01-02T00:00:00+00:00"), "/data/attributes/timeframe"),
-    ("empty timeframe", "values", lambda b: b["data"]["attributes"].update(timeframe={}), "/data/attributes/timeframe"),
-    ("start only", "values", lambda b: b["data"]["attributes"].update(timeframe={"start": "2025-01-01T00:00:00+00:00"}), "/data/attributes/timeframe"),
-    ("bad key", "values", lambda b: b["data"]["attributes"].update(timeframe={"key": "last_2_days"}), "/data/attributes/timeframe/key"),
-    ("no offset", "values", lambda b: b["data"]["attributes"].update(timeframe={"start": "2025-01-01T00:00:00", "end": "2025-01-02T00:00:00+00:00"}), "/data/attributes/timeframe/start"),
-    ("bad end", "values", lambda b: b["data"]["attributes"].update(timeframe={"start": "2025-01-01T00:00:00+00:00", "end": "soon"}), "/data/attributes/timeframe/end"),
-    ("end before start", "values", lambda b: b["data"]["attributes"].update(timeframe={"start": "2025-01-02T00:00:00+00:00", "end": "2025-01-01T00:00:00+00:00"}), "/data/attributes/timeframe/end"),
-    ("over a year", "values", lambda b: b["data"]["attributes"].update(timeframe={"start": "2024-01-01T00:00:00+00:00", "end": "2025-01-02T00:00:00+00:00"}), "/data/attributes/timeframe"),
-    ("hourly > 7 days", "series", lambda b: b["data"]["attributes"].update(interval="hourly", timeframe={"start": "2025-01-01T00:00:00+00:00", "end": "2025-01-08T01:00:00+00:00"}), "/data/attributes/interval"),
-    ("daily > 60 days", "series", lambda b: b["data"]["attributes"].update(timeframe={"key": "last_90_days"}), "/data/attributes/interval"),
-    ("monthly > 52 weeks", "series", lambda b: b["data"]["attributes"].update(interval="monthly", timeframe={"key": "last_365_days"}), "/data/attributes/interval"),
-    ("filter field", "values", lambda b: b["data"]["attributes"].update(filter='equals(list_id,"abc")'), "/data/attributes/filter"),
-    ("filter operator", "values", lambda b: b["data"]["attributes"].update(filter='contains(segment_id,"abc")'), "/data/attributes/filter"),
-    ("filter twice", "values", lambda b: b["data"]["attributes"].update(filter='equals(segment_id,"a"),equals(segment_id,"b")'), "/data/attributes/filter"),
-    ("filter syntax", "values", lambda b: b["data"]["attributes"].update(filter="any(segment_id,[\"a\""), "/data/attributes/filter"),
-    ("filter empty any", "values", lambda b: b["data"]["attributes"].update(filter="any(segment_id,[])"), "/data/attributes/filter"),
-    ("filter not string", "values", lambda b: b["data"]["attributes"].update(filter=["a"]), "/data/attributes/filter"),
-    ("101 ids", "values", lambda b: b["data"]["attributes"].update(filter="any(segment_id,[%s])" % ",".join(f'"id{i:03d}"' for i in range(101))), "/data/attributes/filter"),
+    (
+        "unknown attribute",
+        "series",
+        lambda b: b["data"]["attributes"].update(group_by=["x"]),
+        "/data/attributes/group_by",
+    ),
+    (
+        "no statistics",
+        "series",
+        lambda b: b["data"]["attributes"].pop("statistics"),
+        "/data/attributes/statistics",
+    ),
+    (
+        "empty statistics",
+        "series",
+        lambda b: b["data"]["attributes"].update(statistics=[]),
+        "/data/attributes/statistics",
+    ),
+    (
+        "bad statistic",
+        "values",
+        lambda b: b["data"]["attributes"].update(statistics=["total_members", "open_rate"]),
+        "/data/attributes/statistics/1",
+    ),
+    (
+        "no interval",
+        "series",
+        lambda b: b["data"]["attributes"].pop("interval"),
+        "/data/attributes/interval",
+    ),
+    (
+        "bad interval",
+        "series",
+        lambda b: b["data"]["attributes"].update(interval="yearly"),
+        "/data/attributes/interval",
+    ),
+    (
+        "interval on values",
+        "values",
+        lambda b: b["data"]["attributes"].update(interval="daily"),
+        "/data/attributes/interval",
+    ),
+    (
+        "no timeframe",
+        "values",
+        lambda b: b["data"]["attributes"].pop("timeframe"),
+        "/data/attributes/timeframe",
+    ),
+    (
+        "key and range",
+        "values",
+        lambda b: b["data"]["attributes"]["timeframe"].update(
+            start="2025-01-01T00:00:00+00:00", end="2025-01-02T00:00:00+00:00"
+        ),
+        "/data/attributes/timeframe",
+    ),
+    (
+        "empty timeframe",
+        "values",
+        lambda b: b["data"]["attributes"].update(timeframe={}),
+        "/data/attributes/timeframe",
+    ),
+    (
+        "start only",
+        "values",
+        lambda b: b["data"]["attributes"].update(timeframe={"start": "2025-01-01T00:00:00+00:00"}),
+        "/data/attributes/timeframe",
+    ),
+    (
+        "bad key",
+        "values",
+        lambda b: b["data"]["attributes"].update(timeframe={"key": "last_2_days"}),
+        "/data/attributes/timeframe/key",
+    ),
+    (
+        "no offset",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            timeframe={"start": "2025-01-01T00:00:00", "end": "2025-01-02T00:00:00+00:00"}
+        ),
+        "/data/attributes/timeframe/start",
+    ),
+    (
+        "bad end",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            timeframe={"start": "2025-01-01T00:00:00+00:00", "end": "soon"}
+        ),
+        "/data/attributes/timeframe/end",
+    ),
+    (
+        "end before start",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            timeframe={"start": "2025-01-02T00:00:00+00:00", "end": "2025-01-01T00:00:00+00:00"}
+        ),
+        "/data/attributes/timeframe/end",
+    ),
+    (
+        "over a year",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            timeframe={"start": "2024-01-01T00:00:00+00:00", "end": "2025-01-02T00:00:00+00:00"}
+        ),
+        "/data/attributes/timeframe",
+    ),
+    (
+        "hourly > 7 days",
+        "series",
+        lambda b: b["data"]["attributes"].update(
+            interval="hourly",
+            timeframe={"start": "2025-01-01T00:00:00+00:00", "end": "2025-01-08T01:00:00+00:00"},
+        ),
+        "/data/attributes/interval",
+    ),
+    (
+        "daily > 60 days",
+        "series",
+        lambda b: b["data"]["attributes"].update(timeframe={"key": "last_90_days"}),
+        "/data/attributes/interval",
+    ),
+    (
+        "monthly > 52 weeks",
+        "series",
+        lambda b: b["data"]["attributes"].update(
+            interval="monthly", timeframe={"key": "last_365_days"}
+        ),
+        "/data/attributes/interval",
+    ),
+    (
+        "filter field",
+        "values",
+        lambda b: b["data"]["attributes"].update(filter='equals(list_id,"abc")'),
+        "/data/attributes/filter",
+    ),
+    (
+        "filter operator",
+        "values",
+        lambda b: b["data"]["attributes"].update(filter='contains(segment_id,"abc")'),
+        "/data/attributes/filter",
+    ),
+    (
+        "filter twice",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            filter='equals(segment_id,"a"),equals(segment_id,"b")'
+        ),
+        "/data/attributes/filter",
+    ),
+    (
+        "filter syntax",
+        "values",
+        lambda b: b["data"]["attributes"].update(filter='any(segment_id,["a"'),
+        "/data/attributes/filter",
+    ),
+    (
+        "filter empty any",
+        "values",
+        lambda b: b["data"]["attributes"].update(filter="any(segment_id,[])"),
+        "/data/attributes/filter",
+    ),
+    (
+        "filter not string",
+        "values",
+        lambda b: b["data"]["attributes"].update(filter=["a"]),
+        "/data/attributes/filter",
+    ),
+    (
+        "101 ids",
+        "values",
+        lambda b: b["data"]["attributes"].update(
+            filter="any(segment_id,[{}])".format(",".join(f'"id{i:03d}"' for i in range(101)))
+        ),
+        "/data/attributes/filter",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "kind", "mutate", "pointer"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(
+    ("name", "kind", "mutate", "pointer"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
 def test_report_validation(server, name, kind, mutate, pointer):
     body = report_body(kind)
     mutate(body)
@@ -215,7 +394,10 @@ def test_report_validation(server, name, kind, mutate, pointer):
 
 
 def test_before_june_2023_error(server):
-    body = report_body("values", timeframe={"start": "2023-05-01T00:00:00+00:00", "end": "2023-07-01T00:00:00+00:00"})
+    body = report_body(
+        "values",
+        timeframe={"start": "2023-05-01T00:00:00+00:00", "end": "2023-07-01T00:00:00+00:00"},
+    )
     error = _error(post(server, VALUES, body), 400)
     assert error["detail"] == "Cannot query for segment data before June 1st, 2023"
     assert error["source"] == {"pointer": "/data/attributes/timeframe/start"}
@@ -228,8 +410,8 @@ def test_invalid_json_body(server):
 
 def test_hundred_ids_allowed_unknown_omitted():
     with StandinServer(settings(segment_count=120)) as srv:
-        ids = srv.account.segment_ids()[:99] + ["zzzzzz"]
-        flt = "any(segment_id,[%s])" % ",".join(f'"{i}"' for i in ids)
+        ids = [*srv.account.segment_ids()[:99], "zzzzzz"]
+        flt = "any(segment_id,[{}])".format(",".join(f'"{i}"' for i in ids))
         body = post(srv, VALUES, report_body("values", filter=flt)).json()
         got = [r["groupings"]["segment_id"] for r in body["data"]["attributes"]["results"]]
         assert got == ids[:99]
@@ -237,7 +419,9 @@ def test_hundred_ids_allowed_unknown_omitted():
 
 def test_no_filter_returns_all_and_equals_filter(server):
     body = post(server, VALUES, report_body("values")).json()
-    assert [r["groupings"]["segment_id"] for r in body["data"]["attributes"]["results"]] == server.account.segment_ids()
+    assert [
+        r["groupings"]["segment_id"] for r in body["data"]["attributes"]["results"]
+    ] == server.account.segment_ids()
     one = server.account.segment_ids()[4]
     body = post(server, VALUES, report_body("values", filter=f'equals(segment_id,"{one}")')).json()
     assert [r["groupings"]["segment_id"] for r in body["data"]["attributes"]["results"]] == [one]
@@ -246,7 +430,7 @@ def test_no_filter_returns_all_and_equals_filter(server):
 # ----- report answers ----------------------------------------------------------------------------
 def test_series_response_matches_truth(ny_server):
     ids = _ids(ny_server, 5)
-    flt = "any(segment_id,[%s])" % ",".join(f'"{i}"' for i in ids)
+    flt = "any(segment_id,[{}])".format(",".join(f'"{i}"' for i in ids))
     timeframe = {"start": "2025-02-20T00:00:00+00:00", "end": "2025-04-20T00:00:00+00:00"}
     body = post(ny_server, SERIES, report_body(timeframe=timeframe, filter=flt)).json()
     assert body["data"]["type"] == "segment-series-report"
@@ -255,7 +439,9 @@ def test_series_response_matches_truth(ny_server):
     assert attributes["date_times"][0] == "2025-02-20T00:00:00-05:00"
     assert "2025-03-10T00:00:00-04:00" in attributes["date_times"]
     for result in attributes["results"]:
-        truth = ny_server.account.series(result["groupings"]["segment_id"], "daily", datetime(2025, 2, 20), datetime(2025, 4, 20))
+        truth = ny_server.account.series(
+            result["groupings"]["segment_id"], "daily", datetime(2025, 2, 20), datetime(2025, 4, 20)
+        )
         assert [d for d, _ in truth] == attributes["date_times"]
         for stat, column in result["statistics"].items():
             assert column == [row[stat] for _, row in truth]
@@ -263,9 +449,16 @@ def test_series_response_matches_truth(ny_server):
 
 def test_only_requested_statistics(server):
     body = post(server, SERIES, report_body(statistics=["members_added"])).json()
-    assert all(set(r["statistics"]) == {"members_added"} for r in body["data"]["attributes"]["results"])
-    body = post(server, VALUES, report_body("values", statistics=["total_members", "net_members_changed"])).json()
-    assert all(set(r["statistics"]) == {"total_members", "net_members_changed"} for r in body["data"]["attributes"]["results"])
+    assert all(
+        set(r["statistics"]) == {"members_added"} for r in body["data"]["attributes"]["results"]
+    )
+    body = post(
+        server, VALUES, report_body("values", statistics=["total_members", "net_members_changed"])
+    ).json()
+    assert all(
+        set(r["statistics"]) == {"total_members", "net_members_changed"}
+        for r in body["data"]["attributes"]["results"]
+    )
 
 
 def test_values_match_truth_and_series(ny_server):
@@ -294,15 +487,22 @@ def test_end_inclusive_over_http():
     timeframe = {"start": "2025-05-01T00:00:00+00:00", "end": "2025-05-08T00:00:00+00:00"}
     for inclusive, count in ((True, 8), (False, 7)):
         with StandinServer(settings(end_inclusive=inclusive)) as srv:
-            attributes = post(srv, SERIES, report_body(timeframe=timeframe)).json()["data"]["attributes"]
+            attributes = post(srv, SERIES, report_body(timeframe=timeframe)).json()["data"][
+                "attributes"
+            ]
             assert len(attributes["date_times"]) == count
 
 
 def test_dst_hourly_over_http(ny_server):
     timeframe = {"start": "2025-11-02T00:00:00+00:00", "end": "2025-11-02T23:59:59+00:00"}
-    attributes = post(ny_server, SERIES, report_body(timeframe=timeframe, interval="hourly")).json()["data"]["attributes"]
+    attributes = post(
+        ny_server, SERIES, report_body(timeframe=timeframe, interval="hourly")
+    ).json()["data"]["attributes"]
     assert len(attributes["date_times"]) == 25
-    assert attributes["date_times"][1:3] == ["2025-11-02T01:00:00-04:00", "2025-11-02T01:00:00-05:00"]
+    assert attributes["date_times"][1:3] == [
+        "2025-11-02T01:00:00-04:00",
+        "2025-11-02T01:00:00-05:00",
+    ]
 
 
 def test_request_log(server):
@@ -312,7 +512,9 @@ def test_request_log(server):
     get(server, "/api/segments", {"page[size]": "2"})
     log = server.log
     assert [(e.method, e.path, e.status) for e in log] == [
-        ("POST", SERIES, 200), ("POST", VALUES, 400), ("GET", "/api/segments", 200),
+        ("POST", SERIES, 200),
+        ("POST", VALUES, 400),
+        ("GET", "/api/segments", 200),
     ]
     assert log[0].body["data"]["type"] == "segment-series-report"
     assert log[2].query == {"page[size]": ["2"]}

@@ -99,7 +99,9 @@ def test_bucket_labels_and_alignment(ny):
         "2025-03-01T00:00:00-05:00",
         "2025-04-01T00:00:00-04:00",
     ]
-    hourly = ny.series(seg_id, "hourly", datetime(2025, 1, 15, 13, 20), datetime(2025, 1, 15, 15, 0))
+    hourly = ny.series(
+        seg_id, "hourly", datetime(2025, 1, 15, 13, 20), datetime(2025, 1, 15, 15, 0)
+    )
     assert [d for d, _ in hourly] == [
         "2025-01-15T13:00:00-05:00",
         "2025-01-15T14:00:00-05:00",
@@ -107,10 +109,14 @@ def test_bucket_labels_and_alignment(ny):
     ]
 
 
-@pytest.mark.parametrize(("day", "hours"), [(date(2025, 3, 9), 23), (date(2025, 11, 2), 25), (date(2025, 6, 1), 24)])
+@pytest.mark.parametrize(
+    ("day", "hours"), [(date(2025, 3, 9), 23), (date(2025, 11, 2), 25), (date(2025, 6, 1), 24)]
+)
 def test_dst_days_have_23_or_25_hourly_buckets(ny, day, hours):
     start = datetime(day.year, day.month, day.day)
-    rows = ny.series(ny.segment_ids()[0], "hourly", start, start + timedelta(days=1), end_inclusive=False)
+    rows = ny.series(
+        ny.segment_ids()[0], "hourly", start, start + timedelta(days=1), end_inclusive=False
+    )
     assert len(rows) == hours
     assert len({d for d, _ in rows}) == hours
 
@@ -125,7 +131,9 @@ def test_end_inclusive_switch(ny):
     assert inclusive[:7] == exclusive
     assert inclusive[-1][0] == "2025-05-08T00:00:00-04:00"
     # the bucket starting exactly at the end counts only the changes stamped at that instant
-    first_hour = ny.series(seg_id, "hourly", end, end + timedelta(hours=1), end_inclusive=False)[0][1]
+    first_hour = ny.series(seg_id, "hourly", end, end + timedelta(hours=1), end_inclusive=False)[0][
+        1
+    ]
     assert inclusive[-1][1]["members_added"] == first_hour["members_added"]
     assert len(ny.series(seg_id, "daily", "last_7_days", end_inclusive=True)) == 8
     assert len(ny.series(seg_id, "daily", "last_7_days", end_inclusive=False)) == 7
@@ -146,11 +154,15 @@ def test_zero_before_creation_and_inactive_stop(ny):
     rows = {row["id"]: row for row in ny.segments()}
     late = next(r for r in ny.segments() if r["created"] > "2024-01-01")
     created = datetime.fromisoformat(late["created"]).astimezone(ny.tz).replace(tzinfo=None)
-    before = ny.series(late["id"], "daily", created - timedelta(days=20), created - timedelta(days=1))
+    before = ny.series(
+        late["id"], "daily", created - timedelta(days=20), created - timedelta(days=1)
+    )
     assert all(row["total_members"] == 0 and row["members_added"] == 0 for _, row in before)
     inactive = next(r for r in rows.values() if not r["is_active"])
     stopped = datetime.fromisoformat(inactive["updated"]).astimezone(ny.tz).replace(tzinfo=None)
-    after = ny.series(inactive["id"], "daily", stopped + timedelta(days=1), stopped + timedelta(days=40))
+    after = ny.series(
+        inactive["id"], "daily", stopped + timedelta(days=1), stopped + timedelta(days=40)
+    )
     assert all(row["members_added"] == row["members_removed"] == 0 for _, row in after)
 
 
@@ -190,13 +202,48 @@ def test_timeframe_keys(key, start, end):
 @pytest.mark.parametrize(
     ("start", "end", "interval", "pointer"),
     [
-        ("2023-05-31T23:59:59+00:00", "2023-06-10T00:00:00+00:00", None, "/data/attributes/timeframe/start"),
-        ("2024-01-02T00:00:00+00:00", "2024-01-01T00:00:00+00:00", None, "/data/attributes/timeframe/end"),
-        ("2024-01-01T00:00:00+00:00", "2025-01-01T00:00:01+00:00", None, "/data/attributes/timeframe"),
-        ("2024-01-01T00:00:00+00:00", "2024-01-08T00:00:01+00:00", "hourly", "/data/attributes/interval"),
-        ("2024-01-01T00:00:00+00:00", "2024-03-01T00:00:01+00:00", "daily", "/data/attributes/interval"),
-        ("2024-01-01T00:00:00+00:00", "2024-12-30T00:00:01+00:00", "monthly", "/data/attributes/interval"),
-        ("2024-01-01T00:00:00", "2024-01-02T00:00:00+00:00", None, "/data/attributes/timeframe/start"),
+        (
+            "2023-05-31T23:59:59+00:00",
+            "2023-06-10T00:00:00+00:00",
+            None,
+            "/data/attributes/timeframe/start",
+        ),
+        (
+            "2024-01-02T00:00:00+00:00",
+            "2024-01-01T00:00:00+00:00",
+            None,
+            "/data/attributes/timeframe/end",
+        ),
+        (
+            "2024-01-01T00:00:00+00:00",
+            "2025-01-01T00:00:01+00:00",
+            None,
+            "/data/attributes/timeframe",
+        ),
+        (
+            "2024-01-01T00:00:00+00:00",
+            "2024-01-08T00:00:01+00:00",
+            "hourly",
+            "/data/attributes/interval",
+        ),
+        (
+            "2024-01-01T00:00:00+00:00",
+            "2024-03-01T00:00:01+00:00",
+            "daily",
+            "/data/attributes/interval",
+        ),
+        (
+            "2024-01-01T00:00:00+00:00",
+            "2024-12-30T00:00:01+00:00",
+            "monthly",
+            "/data/attributes/interval",
+        ),
+        (
+            "2024-01-01T00:00:00",
+            "2024-01-02T00:00:00+00:00",
+            None,
+            "/data/attributes/timeframe/start",
+        ),
         ("2024-01-01", "2024-01-02T00:00:00+00:00", None, "/data/attributes/timeframe/start"),
     ],
 )
