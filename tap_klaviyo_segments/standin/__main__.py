@@ -101,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the stand-in until SIGINT/SIGTERM; return the exit code."""
     args = build_parser().parse_args(argv)
     server = StandinServer(settings_from_args(args), port=args.port).start()
+    threading.Thread(target=server.account.warm, daemon=True).start()
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

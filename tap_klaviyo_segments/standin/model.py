@@ -26,8 +26,9 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 from functools import lru_cache
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,7 @@ STATISTICS: tuple[str, ...] = (
     "net_members_changed",
 )
 HISTORY_START = date(2023, 1, 1)
-CREATED_END = datetime(2025, 12, 31, 12, 0).timestamp()
+CREATED_END = datetime(2025, 12, 31, 12, 0, tzinfo=dt_timezone.utc).timestamp()
 _NAMES = (
     "Engaged (30 days)",
     "VIP customers",
@@ -241,30 +242,34 @@ class Account:
                 self._data[seg.index] = data
             return data
 
+    def warm(self) -> None:
+        """Generate every segment's history now (e.g. in a background thread before a benchmark)."""
+        for seg in self._segments:
+            self._daily(seg)
+
     def _generate(self, seg: Segment, days: int) -> tuple[array, array]:
-        """Generate ``days`` days sequentially from one PRNG stream (same prefix for any length)."""
+        """Generate ``days`` days from one PRNG stream that starts at the creation day.
+
+        The stream does not depend on ``days``, so extending the horizon keeps the prefix.
+        """
         rng = random.Random(f"standin-history:{self.seed}:{seg.index}")  # noqa: S311 - synthetic data
         first = self._day_of_epoch(seg.created)
-        last = self._day_of_epoch(int(seg.stop)) if not seg.is_active else days
-        added = array("q", [0]) * (days + 1)
-        removed = array("q", [0]) * (days + 1)
-        total = 0
+        last = min(days - 1, self._day_of_epoch(int(seg.stop)) if not seg.is_active else days)
+        plus = [0] * days
+        minus = [0] * days
+        shares = {day: sum(self._eligible_hours(seg, day)) / 24 for day in (first, last)}
         weekday0 = HISTORY_START.weekday()
-        for day in range(days):
-            u, v, w = rng.random(), rng.random(), rng.random()
-            plus = minus = 0
-            if first <= day <= last:
-                share = sum(self._eligible_hours(seg, day)) / 24 if day in (first, last) else 1.0
-                level = seg.rate * _WEEKDAY_FACTOR[(weekday0 + day) % 7] * math.exp(2 * u - 1)
-                if v < 0.015:
-                    level *= 8 + 30 * w
-                plus = int(level * share)
-                if day > first and share > 0:
-                    minus = min(total, int(plus * seg.churn * (0.5 + w)))
-            total += plus - minus
-            added[day + 1] = added[day] + plus
-            removed[day + 1] = removed[day] + minus
-        return added, removed
+        factors = [seg.rate * _WEEKDAY_FACTOR[(weekday0 + k) % 7] for k in range(7)]
+        rand, exp, churn, total = rng.random, math.exp, seg.churn, 0
+        for day in range(max(first, 0), last + 1):
+            u, v, w = rand(), rand(), rand()
+            share = shares.get(day, 1.0)
+            level = factors[day % 7] * exp(2 * u - 1) * (8 + 30 * w if v < 0.015 else 1.0)
+            added = int(level * share)
+            removed = min(total, int(added * churn * (0.5 + w))) if day > first and share else 0
+            plus[day], minus[day] = added, removed
+            total += added - removed
+        return array("q", accumulate(plus, initial=0)), array("q", accumulate(minus, initial=0))
 
     # ----- hourly split ------------------------------------------------------------------------
     def _hour_prefix_uncached(
@@ -290,7 +295,11 @@ class Account:
 
     # ----- cumulative counts -------------------------------------------------------------------
     def _position(self, epoch: int) -> tuple[int, int]:
-        """(day, hours) such that the changes stamped before ``epoch`` are days < day + hours."""
+        """(day, hours) such that the changes stamped before ``epoch`` are days < day + hours.
+
+        ``epoch`` is clamped to just after ``now``: nothing that happens later is ever visible.
+        """
+        epoch = min(epoch, self.now_epoch() + 1)
         self._ensure_days(self._day_of_epoch(epoch) + 1)
         grid = self._day_starts
         if epoch <= grid[0]:

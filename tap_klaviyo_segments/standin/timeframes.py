@@ -96,6 +96,8 @@ def add_months(day: date, months: int) -> date:
 
 def add_year(moment: datetime) -> datetime:
     """Return ``moment`` one calendar year later (29 Feb becomes 1 Mar), the 1-year maximum."""
+    if moment.year >= datetime.max.year:
+        return datetime.max
     try:
         return moment.replace(year=moment.year + 1)
     except ValueError:
@@ -106,14 +108,14 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day)
 
 
-def resolve_key(key: str, now_local: datetime) -> Window:
+def resolve_key(key: object, now_local: datetime) -> Window:
     """Turn a timeframe key into a wall-clock window, per the module docstring's semantics."""
     today = now_local.date()
     monday = today - timedelta(days=today.weekday())
     month1 = today.replace(day=1)
     year1 = date(today.year, 1, 1)
     last_days = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
-    if key in last_days:
+    if isinstance(key, str) and key in last_days:
         return Window(_midnight(today - timedelta(days=last_days[key])), _midnight(today))
     ranges: dict[str, tuple[date, date | None]] = {
         "today": (today, None),
@@ -127,7 +129,7 @@ def resolve_key(key: str, now_local: datetime) -> Window:
         "this_year": (year1, None),
         "last_year": (date(today.year - 1, 1, 1), year1),
     }
-    if key not in ranges:
+    if not isinstance(key, str) or key not in ranges:
         raise TimeframeError(f"Invalid timeframe key: {key!r}", f"{TIMEFRAME_POINTER}/key")
     start, end = ranges[key]
     end_local = _midnight(end) if end is not None else now_local.replace(microsecond=0)

@@ -269,3 +269,26 @@ def test_window_limits_accepted(start, end, interval):
 def test_offset_is_ignored():
     window = custom_window("2025-01-01T00:00:00+09:00", "2025-01-02T00:00:00-05:00")
     assert window == Window(datetime(2025, 1, 1), datetime(2025, 1, 2))
+
+
+def test_future_timeframe_sees_nothing_after_now(ny):
+    seg_id = ny.segment_ids()[0]
+    future = (datetime(2026, 12, 1), datetime(2026, 12, 5))
+    assert ny.series(seg_id, "daily", *future) == []
+    values = ny.values(seg_id, future)
+    assert values["members_added"] == values["members_removed"] == 0
+    assert values["total_members"] == ny.total_at(seg_id, datetime(2026, 11, 28, 10, 30))
+
+
+def test_live_clock_account():
+    account = Account(3, 1, "UTC")
+    seg_id = account.segment_ids()[0]
+    rows = account.series(seg_id, "daily", "last_7_days")
+    assert len(rows) == 8
+    assert rows[-1][0].startswith(account.now_local().date().isoformat())
+
+
+def test_data_does_not_depend_on_machine_timezone():
+    from tap_klaviyo_segments.standin import model
+
+    assert model.CREATED_END == datetime.fromisoformat("2025-12-31T12:00:00+00:00").timestamp()
