@@ -291,4 +291,4 @@ def test_live_clock_account():
 def test_data_does_not_depend_on_machine_timezone():
     from tap_klaviyo_segments.standin import model
 
-    assert model.CREATED_END == datetime.fromisoformat("2025-12-31T12:00:00+00:00").timestamp()
+    assert datetime.fromisoformat("2025-12-31T12:00:00+00:00").timestamp() == model.CREATED_END
