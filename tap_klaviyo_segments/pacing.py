@@ -30,7 +30,7 @@ class ReportGate:
     calls_per_second: float
     calls_per_run: int
     clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)  # looked up per call
     calls_made: int = 0
     stop_reason: str | None = None
     _next_allowed: float = 0.0

@@ -220,6 +220,11 @@ class TapKlaviyoSegments(Tap):
         """Segments first; values before series, so a backfill never starves today's values."""
         return [SegmentsStream(self), SegmentValuesStream(self), SegmentSeriesStream(self)]
 
+    def load_streams(self) -> list[Stream]:
+        """Keep the order of :meth:`discover_streams` (the SDK sorts by name), which is sync order."""
+        order = [stream.name for stream in self.discover_streams()]
+        return sorted(super().load_streams(), key=lambda stream: order.index(stream.name))
+
 
 if __name__ == "__main__":
     TapKlaviyoSegments.cli()
