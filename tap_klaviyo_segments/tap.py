@@ -221,7 +221,7 @@ class TapKlaviyoSegments(Tap):
         return [SegmentsStream(self), SegmentValuesStream(self), SegmentSeriesStream(self)]
 
     def load_streams(self) -> list[Stream]:
-        """Keep the order of :meth:`discover_streams` (the SDK sorts by name), which is sync order."""
+        """Keep :meth:`discover_streams` order (the SDK sorts by name): it is the sync order."""
         order = [stream.name for stream in self.discover_streams()]
         return sorted(super().load_streams(), key=lambda stream: order.index(stream.name))
 
