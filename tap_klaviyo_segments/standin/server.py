@@ -109,7 +109,7 @@ class StandinServer:
         """Bind and serve in a daemon thread."""
         self._httpd = _HTTPServer((self._host, self._port), _Handler, self)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
         self._thread.start()
         return self
