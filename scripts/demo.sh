@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The main job, in one command on a fresh machine with Python 3.10+:
+#   bash scripts/demo.sh
+# 1. installs Meltano (own venv) and the plugins (the tap from -e ., target-duckdb) under .meltano/
+# 2. without TAP_KLAVIYO_SEGMENTS_API_KEY: starts the local Klaviyo stand-in on a free port
+#    (fast demo rate limits) and stops it on exit; with the key set: uses the real Klaviyo
+# 3. meltano run tap-klaviyo-segments target-duckdb   (incremental: state in .meltano/meltano.db)
+# 4. prints, per segment, members at start and end, net change and a growth sparkline
+#
+# Environment knobs: DEMO_SEGMENTS (stand-in segment count, default 12), DEMO_SEED (default 7),
+# DEMO_DAYS (days of history for the first stand-in run, default 90).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
+cd "$REPO_ROOT"
+
+ensure_meltano
+TAP_PY="$MELTANO_SYS_DIR_ROOT/extractors/tap-klaviyo-segments/venv/bin/python"
+DUCKDB_PY="$MELTANO_SYS_DIR_ROOT/loaders/target-duckdb/venv/bin/python"
+mkdir -p output
+
+if [[ -n "${TAP_KLAVIYO_SEGMENTS_API_KEY:-}" ]]; then
+    # A real account: environment `prod` points api_url at https://a.klaviyo.com and keeps its
+    # own state and DuckDB file; Meltano reads the key from the environment variable.
+    ENVIRONMENT=prod
+    DB_FILE="$REPO_ROOT/output/klaviyo_prod.duckdb"
+    log "TAP_KLAVIYO_SEGMENTS_API_KEY is set: extracting from the real Klaviyo (Klaviyo's rate limits apply)"
+else
+    ENVIRONMENT=dev
+    DB_FILE="$REPO_ROOT/output/klaviyo_dev.duckdb"
+    work="$(mktemp -d "${TMPDIR:-/tmp}/klaviyo-standin.XXXXXX")"
+    standin_pid=""
+    cleanup() {
+        if [[ -n "$standin_pid" ]] && kill -0 "$standin_pid" 2>/dev/null; then
+            kill "$standin_pid" 2>/dev/null || true
+            wait "$standin_pid" 2>/dev/null || true
+        fi
+        rm -rf "$work"
+    }
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+
+    log "Starting the Klaviyo stand-in on a free local port (log: $work/standin.log)"
+    "$TAP_PY" -m tap_klaviyo_segments.standin \
+        --port 0 \
+        --segments "${DEMO_SEGMENTS:-12}" \
+        --seed "${DEMO_SEED:-7}" \
+        --no-rate-limits \
+        --ready-file "$work/ready" >"$work/standin.log" 2>&1 &
+    standin_pid=$!
+    for _ in $(seq 1 300); do
+        [[ -s "$work/ready" ]] && break
+        if ! kill -0 "$standin_pid" 2>/dev/null; then
+            cat "$work/standin.log" >&2
+            die "the stand-in exited before it was ready"
+        fi
+        sleep 0.1
+    done
+    [[ -s "$work/ready" ]] || die "the stand-in was not ready after 30 s (see $work/standin.log)"
+    standin_url="$(head -n 1 "$work/ready")"
+    # meltano.yml's dev environment points api_url at http://127.0.0.1:${KLAVIYO_STANDIN_PORT}.
+    export KLAVIYO_STANDIN_PORT="${standin_url##*:}"
+    log "Stand-in ready at $standin_url"
+
+    # Demo pacing: the stand-in runs without rate limits, so the tap need not wait either.
+    export TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_MINUTE="${TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_MINUTE:-6000}"
+    export TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_SECOND="${TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_SECOND:-100}"
+    export TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_DAY="${TAP_KLAVIYO_SEGMENTS_REPORT_CALLS_PER_DAY:-100000}"
+    if [[ -z "${TAP_KLAVIYO_SEGMENTS_START_DATE:-}" ]]; then
+        TAP_KLAVIYO_SEGMENTS_START_DATE="$("$TAP_PY" -c "import datetime as d; print(d.date.today() - d.timedelta(days=${DEMO_DAYS:-90}))")"
+        export TAP_KLAVIYO_SEGMENTS_START_DATE
+    fi
+fi
+
+log "meltano --environment $ENVIRONMENT run tap-klaviyo-segments target-duckdb"
+started=$SECONDS
+"$MELTANO" --environment "$ENVIRONMENT" --log-level=warning run tap-klaviyo-segments target-duckdb
+log "Extract and load took $((SECONDS - started)) s; state saved in ${MELTANO_SYS_DIR_ROOT}/meltano.db"
+
+echo
+"$DUCKDB_PY" "$REPO_ROOT/scripts/summary.py" "$DB_FILE"
+echo
+echo "DuckDB file: $DB_FILE  (schema klaviyo: segments, segment_series, segment_values)"
+echo "Query it:    $DUCKDB_PY -c \"import duckdb; duckdb.connect('${DB_FILE#"$REPO_ROOT"/}', read_only=True).sql('select * from klaviyo.segment_series order by date_time desc limit 10').show()\""
+echo "Run again:   bash scripts/demo.sh   (incremental: fetches only the days after the saved bookmarks)"
