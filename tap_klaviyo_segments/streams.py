@@ -32,6 +32,7 @@ from tap_klaviyo_segments.reports import (
     parse_values_report,
     report_body,
 )
+from tap_klaviyo_segments.settings import STATISTICS
 
 #: Klaviyo's maximum page size for GET /api/segments.
 SEGMENTS_PAGE_SIZE = 10
@@ -256,12 +257,12 @@ class SegmentSeriesStream(_ReportStream):
         for interval in settings.series_intervals:
             grid = BucketGrid(interval, reporting_anchor(settings.start))
             resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in ids}
-            plans.append((grid, plan_series_calls(grid, resume, data_end)))
-        calls_left = sum(len(calls) for _, calls in plans)
+            plans.append((grid, resume, plan_series_calls(grid, resume, data_end)))
+        calls_left = sum(len(calls) for _, _, calls in plans)
         self.logger.info(
             "segment_series plan: %d report calls for %d segments", calls_left, len(ids)
         )
-        for grid, calls in plans:
+        for grid, resume, calls in plans:
             for call in calls:
                 try:
                     report = self._fetch(call)
@@ -270,7 +271,7 @@ class SegmentSeriesStream(_ReportStream):
                     self._stop_cleanly(stop, calls_left, note)
                     return
                 calls_left -= 1
-                yield from self._records(report, call, grid, data_end)
+                yield from self._records(report, call, grid, resume)
                 self._advance(bookmarks, report, call, grid, now)
 
     def _fetch(self, call: ReportCall) -> SeriesReport:
@@ -304,21 +305,31 @@ class SegmentSeriesStream(_ReportStream):
         return starts
 
     def _records(
-        self, report: SeriesReport, call: ReportCall, grid: BucketGrid, data_end: datetime
+        self,
+        report: SeriesReport,
+        call: ReportCall,
+        grid: BucketGrid,
+        resume: dict[str, datetime | None],
     ) -> Iterable[dict[str, Any]]:
-        """Rows for the buckets this call owns: a bucket outside the window is another call's."""
-        owned = [
-            (position, label, bucket_is_complete(grid, start, min(call.end, data_end)))
+        """Rows for the buckets this call owns, from each segment's own resume point on.
+
+        A bucket outside the window belongs to another call (so an inclusive end never emits a
+        bucket twice); a segment riding along in a shared window gets only the buckets it needs.
+        """
+        buckets = [
+            (position, label, grid.index(start), bucket_is_complete(grid, start, call.end))
             for position, (label, start) in enumerate(
                 zip(report.date_times, self._bucket_starts(report), strict=True)
             )
-            if call.first_bucket <= grid.index(start) <= call.last_bucket
         ]
-        empty = dict.fromkeys(
-            ("total_members", "members_added", "members_removed", "net_members_changed")
-        )
+        owned = [b for b in buckets if call.first_bucket <= b[2] <= call.last_bucket]
+        empty = dict.fromkeys(STATISTICS)
         for segment_id, series in report.results.items():
-            for position, label, complete in owned:
+            point = resume.get(segment_id)
+            first = grid.index(point) if point is not None else 0
+            for position, label, index, complete in owned:
+                if index < first:
+                    continue
                 record = {
                     "segment_id": segment_id,
                     "interval": call.interval,

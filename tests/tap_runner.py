@@ -79,15 +79,15 @@ def run_tap(
     select: tuple[str, ...] | None = None,
 ) -> SyncResult:
     """Sync all (or the selected) streams; ``now`` freezes the tap's clock."""
-    tap = TapKlaviyoSegments(config=config, state=copy.deepcopy(state) if state else None)
-    if now is not None:
-        frozen = now.astimezone(timezone.utc)
-        tap.now_utc = lambda: frozen  # type: ignore[method-assign]
-    if select is not None:
-        for name, stream in tap.streams.items():
-            stream.selected = name in select
     stdout = io.StringIO()
     with _captured_logs() as logs, contextlib.redirect_stdout(stdout):
+        tap = TapKlaviyoSegments(config=config, state=copy.deepcopy(state) if state else None)
+        if now is not None:
+            frozen = now.astimezone(timezone.utc)
+            tap.now_utc = lambda: frozen  # type: ignore[method-assign]
+        if select is not None:
+            for name, stream in tap.streams.items():
+                stream.selected = name in select
         tap.sync_all()
     text = stdout.getvalue()
     messages = [json.loads(line) for line in text.splitlines() if line.strip()]
