@@ -132,6 +132,19 @@ class _ReportStream(KlaviyoReportStream):
         """The tap's clock (tests freeze it)."""
         return self._tap.now_utc()  # type: ignore[attr-defined,no-any-return]
 
+    def _log_progress(self, done: int, total: int, what: str) -> None:
+        """One line per report call: long backfills at 2 calls a minute need a visible pulse."""
+        after = total - done - 1
+        self.logger.info(
+            "%s call %d/%d: %s; %d left after it, about %.1f min at the current pace",
+            self.name,
+            done + 1,
+            total,
+            what,
+            after,
+            after * self.gate.spacing / 60,
+        )
+
     def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int, resume_note: str) -> None:
         self.gate.stop(str(stop))
         self.logger.warning(
@@ -173,6 +186,7 @@ class SegmentValuesStream(_ReportStream):
             (timeframe, batch) for timeframe in self.settings.values_timeframes for batch in batches
         ]
         for done, (timeframe, batch) in enumerate(planned):
+            self._log_progress(done, len(planned), f"{timeframe}, {len(batch)} segments")
             try:
                 report = self._fetch(timeframe, batch)
             except ReportBudgetSpent as stop:
@@ -258,12 +272,11 @@ class SegmentSeriesStream(_ReportStream):
             grid = BucketGrid(interval, reporting_anchor(settings.start))
             resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in ids}
             plans.append((grid, resume, plan_series_calls(grid, resume, data_end)))
-        calls_left = sum(len(calls) for _, _, calls in plans)
-        self.logger.info(
-            "segment_series plan: %d report calls for %d segments", calls_left, len(ids)
-        )
+        total = calls_left = sum(len(calls) for _, _, calls in plans)
+        self.logger.info("segment_series plan: %d report calls for %d segments", total, len(ids))
         for grid, resume, calls in plans:
             for call in calls:
+                self._log_progress(total - calls_left, total, _describe_call(call))
                 try:
                     report = self._fetch(call)
                 except ReportBudgetSpent as stop:
@@ -361,6 +374,13 @@ class SegmentSeriesStream(_ReportStream):
                 bookmarks.set(call.interval, segment_id, resume)
         self.state_manager.is_flushed = False
         self._write_state_message()
+
+
+def _describe_call(call: ReportCall) -> str:
+    return (
+        f"{call.interval} {call.start.isoformat()} to {call.end.isoformat()}, "
+        f"{len(call.segment_ids)} segments"
+    )
 
 
 def _warn_unexpected(stream: KlaviyoStream, ids: list[str]) -> None:

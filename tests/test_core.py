@@ -11,7 +11,8 @@ from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config
 
 # One stand-in for the whole module: the factory needs the config when the class is built.
-_SERVER = StandinServer(StandinSettings(segment_count=15, seed=11, rate_limits_enabled=False)).start()
+_SETTINGS = StandinSettings(segment_count=15, seed=11, rate_limits_enabled=False)
+_SERVER = StandinServer(_SETTINGS).start()
 
 _START = (datetime.now() - timedelta(days=75)).date().isoformat()
 
