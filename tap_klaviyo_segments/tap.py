@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from tap_klaviyo_segments.pacing import ReportGate
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
@@ -160,6 +161,12 @@ class TapKlaviyoSegments(Tap):
 
     name = "tap-klaviyo-segments"
     config_jsonschema = _config_schema()
+
+    #: No BATCH messages: a bookmark moves after its window's RECORDs are written, and batch
+    #: files would break that promise.
+    capabilities: ClassVar[list[CapabilitiesEnum]] = [
+        capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
+    ]
 
     #: The tap's clock; tests replace it to freeze "now".
     now_utc: Callable[[], datetime] = staticmethod(utc_now)
