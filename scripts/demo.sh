@@ -80,5 +80,5 @@ echo
 "$DUCKDB_PY" "$REPO_ROOT/scripts/summary.py" "$DB_FILE"
 echo
 echo "DuckDB file: $DB_FILE  (schema klaviyo: segments, segment_series, segment_values)"
-echo "Query it:    $DUCKDB_PY -c \"import duckdb; duckdb.connect('${DB_FILE#"$REPO_ROOT"/}', read_only=True).sql('select * from klaviyo.segment_series order by date_time desc limit 10').show()\""
+echo "Query it:    $DUCKDB_PY -c \"import duckdb; con = duckdb.connect('${DB_FILE#"$REPO_ROOT"/}', read_only=True); con.sql('select * from klaviyo.segment_series order by date_time desc limit 10').show()\""
 echo "Run again:   bash scripts/demo.sh   (incremental: fetches only the days after the saved bookmarks)"
