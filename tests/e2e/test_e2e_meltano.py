@@ -7,6 +7,7 @@ the lookback's report calls (counted in the stand-in's request log).
 
 from __future__ import annotations
 
+import subprocess
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,6 +97,13 @@ def test_meltano_run_target_duckdb(
     meltano: Any, standin: Any, recent: Scenario, plugin_bins: dict[str, Any]
 ) -> None:
     """Two runs into target-duckdb (pinned duckdb): exact row counts and values both times."""
+    version = subprocess.run(
+        [str(plugin_bins["duckdb-python"]), "-c", "import duckdb; print(duckdb.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == "1.2.2", f"target-duckdb's venv has duckdb {version}; meltano.yml pins 1.2.2"
     database = meltano.tmp / "warehouse.duckdb"
     meltano.run("run", "tap-klaviyo-segments", "target-duckdb")
 
