@@ -1,0 +1,167 @@
+"""The call plan equals the calls the sync then makes, and never calls the report endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from tap_klaviyo_segments.callplan import main, plan_sync, plan_to_dict, render_text
+from tap_klaviyo_segments.planning import minimum_series_calls
+from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from tap_klaviyo_segments.tap import TapKlaviyoSegments
+from tests.tap_runner import base_config, run_tap
+
+NOW_LOCAL = datetime(2026, 11, 28, 10, 30)
+NOW_UTC = NOW_LOCAL.replace(tzinfo=timezone.utc)
+SERIES = "/api/segment-series-reports"
+VALUES = "/api/segment-values-reports"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    settings = StandinSettings(segment_count=130, seed=11, now=NOW_LOCAL, rate_limits_enabled=False)
+    with StandinServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _clean_log(standin):
+    standin.clear_log()
+
+
+def plan_for(config, state=None, select=None):
+    tap = TapKlaviyoSegments(config=config, state=copy.deepcopy(state) if state else None)
+    tap.now_utc = lambda: NOW_UTC  # type: ignore[method-assign]
+    if select is not None:
+        for name, stream in tap.streams.items():
+            stream.selected = name in select
+    return plan_sync(tap)
+
+
+def calls_by_path(server) -> dict[str, int]:
+    counts = {SERIES: 0, VALUES: 0}
+    for entry in server.report_calls():
+        for path in counts:
+            if entry.path.endswith(path):
+                counts[path] += 1
+    return counts
+
+
+def assert_plan_matches_sync(server, config, state=None):
+    """Plan (no report calls), then sync; the counts must agree per stream."""
+    plan = plan_for(config, state)
+    assert server.report_calls() == [], "planning must not call the report endpoints"
+    result = run_tap(config, state=state, now=NOW_UTC)
+    made = calls_by_path(server)
+    assert plan.calls_this_run == made[VALUES] + made[SERIES]
+    if plan.total_calls <= plan.calls_per_day:
+        assert plan.values_calls == made[VALUES]
+        assert plan.series_calls == made[SERIES]
+    else:  # values go first, then the series until the budget stops the run
+        assert made[VALUES] == min(plan.values_calls, plan.calls_per_day)
+    server.clear_log()
+    return plan, result
+
+
+def test_fresh_state_plan_equals_sync_calls(standin):
+    config = base_config(
+        standin.url,
+        start_date="2026-06-01",
+        series_intervals=["daily", "weekly"],
+        values_timeframes=["last_30_days", "last_7_days"],
+    )
+    plan, _ = assert_plan_matches_sync(standin, config)
+    segments = plan.segment_count
+    assert segments > 100  # listed through GET /api/segments, two batches
+    assert plan.segment_source == "GET /api/segments"
+    assert plan.values_calls == 2 * 2
+    by_interval = {p.interval: p for p in plan.series}
+    # A fresh backfill is the minimum: ceil(S/100) x windows.
+    days = (NOW_LOCAL.date() - datetime(2026, 6, 1).date()).days + 1
+    assert len(by_interval["daily"].calls) == minimum_series_calls(segments, days, "daily")
+    assert by_interval["daily"].never_synced == segments
+
+
+def test_hourly_and_monthly_plan_equals_sync_calls(standin):
+    ids = standin.account.segment_ids()[:2]
+    config = base_config(
+        standin.url,
+        segment_ids=ids,
+        start_date="2026-09-15T06:00:00",
+        series_intervals=["hourly", "monthly"],
+    )
+    plan, first = assert_plan_matches_sync(standin, config)
+    assert {p.interval: len(p.windows) for p in plan.series} == {"hourly": 11, "monthly": 1}
+    assert_plan_matches_sync(standin, config, state=first.final_state)
+
+
+def test_saved_state_plan_equals_sync_calls(standin):
+    ids = standin.account.segment_ids()[:120]
+    config = base_config(standin.url, segment_ids=ids, start_date="2026-08-01")
+    _, first = assert_plan_matches_sync(standin, config)
+    # After a complete sync only the lookback days are re-read: one window per batch.
+    plan, _ = assert_plan_matches_sync(standin, config, state=first.final_state)
+    assert plan.series_calls == 2
+    assert all(p.segments_up_to_date + p.segments_behind == 120 for p in plan.series)
+
+
+def test_budget_stopped_state_plan_equals_next_sync(standin):
+    ids = standin.account.segment_ids()[:120]
+    config = base_config(
+        standin.url, segment_ids=ids, start_date="2026-01-01", report_calls_per_day=5
+    )
+    plan, first = assert_plan_matches_sync(standin, config)
+    assert (plan.values_calls, plan.series_calls) == (2, 12)
+    assert plan.calls_this_run == 5
+    assert plan.runs_needed == 4  # 12 series calls at 5 - 2 a run
+    # The next run resumes from mixed points; with the budget lifted it makes what the plan says.
+    unlimited = {**config, "report_calls_per_day": 225}
+    second, _ = assert_plan_matches_sync(standin, unlimited, state=first.final_state)
+    assert second.series_calls == plan.series_calls - 3
+
+
+def test_plan_respects_stream_selection(standin):
+    config = base_config(standin.url, segment_ids=standin.account.segment_ids()[:3])
+    plan = plan_for(config, select=("segment_series",))
+    assert plan.values is None
+    assert plan.values_calls == 0
+    assert plan.series_calls > 0
+
+
+def test_json_and_text_output(standin, tmp_path):
+    config = base_config(standin.url, start_date="2026-01-01", series_intervals=["daily", "weekly"])
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    plan = plan_for(config)
+    data = plan_to_dict(plan)
+    assert json.loads(json.dumps(data)) == data
+    series = data["streams"]["segment_series"]
+    assert series["report_calls"] == sum(i["report_calls"] for i in series["intervals"])
+    assert all(len(i["calls"]) == i["report_calls"] for i in series["intervals"])
+    text = render_text(plan)
+    assert f"Total: {plan.total_calls} report calls" in text
+    assert "daily:" in text
+    assert "weekly:" in text
+
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps({"bookmarks": {}}))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert (
+            main(["--config", str(config_path), "--state", str(state_path), "--format", "json"])
+            == 0
+        )
+    printed = json.loads(out.getvalue())
+    assert printed["segments"] == plan.segment_count
+    assert printed["report_calls"] > 0
+    assert printed["pace"]["seconds_per_call"] == pytest.approx(0.001)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--config", str(config_path)]) == 0
+    assert out.getvalue().startswith("Call plan (no report calls were made)")
+    assert standin.report_calls() == []
