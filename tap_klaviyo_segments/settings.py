@@ -89,6 +89,7 @@ class Settings:
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Build :class:`Settings` from a config, collecting every problem before failing."""
     errors: list[str] = []
+    _check_api_key(config.get("api_key"), errors)
     tz = _parse_timezone(config.get("account_timezone", "UTC"), errors)
     start = _parse_day_or_time("start_date", config.get("start_date"), errors, end=False)
     end = _parse_day_or_time("end_date", config.get("end_date"), errors, end=True)
@@ -138,6 +139,15 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_retries=int(config.get("max_retries", 5)),
         retry_initial_wait_seconds=float(config.get("retry_initial_wait_seconds", 2)),
     )
+
+
+def _check_api_key(value: Any, errors: list[str]) -> None:
+    """Reject what would break the header (and make requests quote the key in its error)."""
+    if isinstance(value, str) and any(c.isspace() or not c.isprintable() for c in value):
+        errors.append(
+            "api_key must be the key alone (pk_...), without spaces, line breaks or control "
+            "characters; a trailing newline from a secrets file is the usual cause"
+        )
 
 
 def _parse_timezone(value: Any, errors: list[str]) -> ZoneInfo | None:

@@ -14,6 +14,7 @@ from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
 from tap_klaviyo_segments.pacing import ReportGate
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
+from tap_klaviyo_segments.redaction import redact, register_secret
 from tap_klaviyo_segments.settings import (
     DEFAULT_API_URL,
     DEFAULT_REVISION,
@@ -172,8 +173,20 @@ class TapKlaviyoSegments(Tap):
     now_utc: Callable[[], datetime] = staticmethod(utc_now)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Add the checks a JSON schema cannot make (dates, timezone, URL, start before end)."""
-        errors = super()._validate_config(raise_errors=raise_errors)
+        """Add the checks a JSON schema cannot make (dates, timezone, URL, start before end).
+
+        Also the first place the final config (files and env merged) is known: from here on the
+        api_key is masked in every log record, and no error message quotes it.
+        """
+        register_secret(self.config.get("api_key"))
+        try:
+            errors = [redact(e) for e in super()._validate_config(raise_errors=raise_errors)]
+        except ConfigValidationError as exc:
+            raise ConfigValidationError(
+                "Config validation failed",
+                errors=[redact(e) for e in exc.errors],
+                schema=self.config_jsonschema,
+            ) from None
         if errors:
             return errors
         try:
