@@ -45,6 +45,7 @@ else
         --segments "${DEMO_SEGMENTS:-12}" \
         --seed "${DEMO_SEED:-7}" \
         --no-rate-limits \
+        --verbose \
         --ready-file "$work/ready" >"$work/standin.log" 2>&1 &
     standin_pid=$!
     for _ in $(seq 1 300); do
@@ -74,7 +75,14 @@ fi
 log "meltano --environment $ENVIRONMENT run tap-klaviyo-segments target-duckdb"
 started=$SECONDS
 "$MELTANO" --environment "$ENVIRONMENT" --log-level=warning run tap-klaviyo-segments target-duckdb
-log "Extract and load took $((SECONDS - started)) s; state saved in ${MELTANO_SYS_DIR_ROOT}/meltano.db"
+log "Extract and load took $((SECONDS - started)) s; Meltano saved the state (see: $MELTANO --environment $ENVIRONMENT state list)"
+
+if [[ "$ENVIRONMENT" == dev ]]; then
+    # The stand-in's access log (--verbose) shows what this run cost in report calls.
+    series_calls="$(grep -c 'POST /api/segment-series-reports' "$work/standin.log" || true)"
+    values_calls="$(grep -c 'POST /api/segment-values-reports' "$work/standin.log" || true)"
+    log "Report calls this run: $series_calls series, $values_calls values (a re-run reads only the lookback)"
+fi
 
 echo
 "$DUCKDB_PY" "$REPO_ROOT/scripts/summary.py" "$DB_FILE"
