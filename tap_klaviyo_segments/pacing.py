@@ -33,13 +33,27 @@ class ReportGate:
     sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)  # looked up per call
     calls_made: int = 0
     stop_reason: str | None = None
+    #: Report calls the streams stopped on this run still need (summed over the streams).
+    calls_still_needed: int = 0
     _next_allowed: float = 0.0
+    _first_call_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def spacing(self) -> float:
         """Seconds between two calls at the configured pace."""
         return max(60.0 / self.calls_per_minute, 1.0 / self.calls_per_second)
+
+    @property
+    def seconds_per_call(self) -> float:
+        """Seconds per call so far, never below the configured spacing.
+
+        Waits for ``RateLimit-Reset`` and retries are included: it is the pace of this run.
+        """
+        if self._first_call_at is None or self.calls_made < 2:
+            return self.spacing
+        observed = (self.clock() - self._first_call_at) / (self.calls_made - 1)
+        return max(self.spacing, observed)
 
     @property
     def calls_left(self) -> int:
@@ -59,26 +73,39 @@ class ReportGate:
             if wait > 0:
                 self.sleep(wait)
             self.calls_made += 1
-            self._next_allowed = self.clock() + self.spacing
+            now = self.clock()
+            if self._first_call_at is None:
+                self._first_call_at = now
+            self._next_allowed = now + self.spacing
 
     def after_response(self, status: int, headers: Mapping[str, str]) -> None:
         """Hold the next call until Klaviyo's window resets if it says none are left.
 
         A 429 is handled by the retry (which waits ``Retry-After``); here we only read the
-        successful responses' ``RateLimit-Remaining`` and ``RateLimit-Reset``.
+        successful responses' ``RateLimit-Remaining`` and ``RateLimit-Reset``. The reset is
+        rounded to its last digit (whole seconds at Klaviyo), possibly down, so the wait adds
+        one unit of that digit: arriving a fraction early would earn the 429 we wait to avoid.
         """
         if status >= 400:
             return
         remaining = _number(headers.get("RateLimit-Remaining"))
-        reset = _number(headers.get("RateLimit-Reset"))
+        raw_reset = headers.get("RateLimit-Reset")
+        reset = _number(raw_reset)
         if remaining is not None and remaining <= 0 and reset is not None:
+            wait = max(reset, 0.0) + _resolution(raw_reset)
             with self._lock:
-                self._next_allowed = max(self._next_allowed, self.clock() + reset)
+                self._next_allowed = max(self._next_allowed, self.clock() + wait)
 
     def stop(self, reason: str) -> None:
         """Refuse every further call in this run (Klaviyo said the day's quota is spent)."""
         with self._lock:
             self.stop_reason = reason
+
+
+def _resolution(value: str | None) -> float:
+    """One unit of the last digit of a number as written: 1 for "40", 0.001 for "0.150"."""
+    _, dot, decimals = (value or "").strip().partition(".")
+    return 10.0 ** -len(decimals) if dot and decimals.isdigit() else 1.0
 
 
 def _number(value: str | None) -> float | None:
