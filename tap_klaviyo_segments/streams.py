@@ -133,27 +133,62 @@ class _ReportStream(KlaviyoReportStream):
         return self._tap.now_utc()  # type: ignore[attr-defined,no-any-return]
 
     def _log_progress(self, done: int, total: int, what: str) -> None:
-        """One line per report call: long backfills at 2 calls a minute need a visible pulse."""
+        """One line per report call: long backfills at 2 calls a minute need a visible pulse.
+
+        None for a call the spent budget will refuse (it is not made); the time left is at the
+        pace measured so far, waits for ``RateLimit-Reset`` and retries included.
+        """
+        gate = self.gate
+        if gate.calls_left <= 0:
+            return
         after = total - done - 1
+        budget = ""
+        if after > gate.calls_left - 1:
+            budget = f" (this run's budget allows {gate.calls_left - 1} more)"
         self.logger.info(
-            "%s call %d/%d: %s; %d left after it, about %.1f min at the current pace",
+            "%s call %d/%d: %s; %d left after it%s, about %.1f min at the current pace",
             self.name,
             done + 1,
             total,
             what,
             after,
-            after * self.gate.spacing / 60,
+            budget,
+            after * gate.seconds_per_call / 60,
         )
 
     def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int, resume_note: str) -> None:
-        self.gate.stop(str(stop))
+        """Warn why the stream stopped, the calls made and still needed, and where it resumes.
+
+        The series' resume points are read back from the state being saved, for every
+        interval (not only the one in flight), oldest segment first: what the next run starts at.
+        """
+        gate = self.gate
+        gate.stop(str(stop))
+        gate.calls_still_needed += calls_left
+        needed = f"{calls_left} more are needed for this stream"
+        if gate.calls_still_needed != calls_left:
+            needed += f" ({gate.calls_still_needed} for the whole sync)"
+        if isinstance(self, SegmentSeriesStream):
+            settings = self.settings
+            now = settings.local_now(self.now_utc())
+            bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
+            first = reporting_anchor(settings.start)
+            points = []
+            for interval in settings.series_intervals:
+                resumes = [
+                    max(bookmarks.resume_point(interval, sid, now=now) or first, first)
+                    for sid in self.segment_ids()
+                ]
+                if resumes:
+                    points.append(f"{interval} from {min(resumes).isoformat()}")
+            resume_note = ", ".join(points) or resume_note
         self.logger.warning(
-            "Stopping %s cleanly: %s. Made %d report calls this run; %d more are needed for "
-            "this stream. State is saved; the next run resumes %s.",
+            "Stopping %s cleanly: %s. Made %d report calls this run; %s. "
+            "State is saved; the next run resumes %s.",
             self.name,
             stop,
-            self.gate.calls_made,
-            calls_left,
+            gate.calls_made,
+            needed,
             resume_note,
         )
 
