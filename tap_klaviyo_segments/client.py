@@ -183,7 +183,10 @@ class KlaviyoReportStream(KlaviyoStream):
         return self._requests_session
 
     def post_report(self, body: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
-        """POST one report and return ``parse(json)``, retrying malformed bodies like 5xx."""
+        """POST one report and return ``parse(json)``, retrying malformed bodies like 5xx.
+
+        429s that outlast ``max_retries`` raise :class:`ReportBudgetSpent` (a clean stop).
+        """
         prepared = self.build_prepared_request(
             method="POST", url=self.get_url(None), headers=self.http_headers, json=body
         )
@@ -197,7 +200,17 @@ class KlaviyoReportStream(KlaviyoStream):
                 msg = f"Klaviyo returned a malformed report from {self.path}: {reason}"
                 raise MalformedResponseError(msg, response) from None
 
-        return self.request_decorator(attempt)(prepared, None)
+        try:
+            return self.request_decorator(attempt)(prepared, None)
+        except ThrottledError as exc:
+            # Klaviyo keeps saying "not now": a clean stop with state saved, like a spent
+            # quota, rather than a failed run; the next run resumes at this call.
+            wait = "none given" if exc.retry_after is None else f"{exc.retry_after:g} s"
+            reason = (
+                f"Klaviyo still throttled {self.path} after {self.settings.max_retries} "
+                f"retries (last Retry-After: {wait})"
+            )
+            raise ReportBudgetSpent(reason) from None
 
 
 def _retry_waits(initial: float) -> Generator[float, Any, None]:
