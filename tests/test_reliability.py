@@ -199,6 +199,27 @@ def test_faults_lose_and_duplicate_nothing(clean):
     assert elapsed < 20
 
 
+def test_429_burst_longer_than_max_retries_stops_cleanly_and_resumes(clean):
+    """Klaviyo throttling past every retry is a clean stop (exit 0, state saved), not a crash."""
+    faults = FaultSettings(script=[("ok", None)] * 3 + [("429", 0.01)] * 3)
+    with StandinServer(standin_settings(faults=faults)) as server:
+        config = fault_config(server.url, series_intervals=["daily"], max_retries=2)
+        select = ("segment_series",)
+        first = run_tap(config, now=NOW_UTC, select=select)  # raises if the run fails
+        assert len([e for e in server.log if e.status == 429]) == 3
+        assert re.search(
+            r"Stopping segment_series cleanly: Klaviyo still throttled "
+            r"/api/segment-series-reports after 2 retries \(last Retry-After: 0\.01 s\)\. "
+            r"Made 6 report calls this run; 4 more are needed for this stream\.",
+            first.logs,
+        ), first.logs[-2000:]
+        assert len(first.records["segment_series"]) == (40 + 60 + 60) * 34  # 3 oldest windows
+        second = run_tap(config, state=first.final_state, now=NOW_UTC, select=select)
+    assert "Stopping" not in second.logs
+    union = keyed(first.records["segment_series"] + second.records["segment_series"])
+    assert union == keyed([r for r in clean.records["segment_series"] if r["interval"] == "daily"])
+
+
 # ----- 2. multi-day backfill ---------------------------------------------------------------------
 
 
