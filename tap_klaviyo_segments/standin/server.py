@@ -426,13 +426,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: _Reply) -> None:
         payload = reply.raw if reply.raw is not None else json.dumps(reply.document).encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/vnd.api+json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/vnd.api+json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (e.g. its timeout on a slow answer): nothing to send to.
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Access log only with ``verbose`` (the request line only, never headers)."""
