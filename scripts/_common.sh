@@ -15,7 +15,7 @@ export UV_CACHE_DIR="${UV_CACHE_DIR:-$MELTANO_SYS_DIR_ROOT/.uv-cache}"
 MELTANO_VENV="$MELTANO_SYS_DIR_ROOT/meltano-venv"
 MELTANO="$MELTANO_VENV/bin/meltano"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+log() { printf '\033[1m==> [%ss] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # find_python: print a Python >= 3.10 interpreter ($PYTHON wins if set).
