@@ -14,11 +14,23 @@ these, once a whole response has been emitted, because one request serves up to 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Collection
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tap_klaviyo_segments.planning import INTERVALS
+
 REPLICATION_KEY = "date_time"
+SERIES_STREAM = "segment_series"
+VALUES_STREAM = "segment_values"
+
+#: How many offending entries a warning quotes.
+_QUOTED = 5
+
+
+class StateError(ValueError):
+    """A STATE the tap cannot use at all (not an object): the run stops before any request."""
 
 
 class SeriesBookmarks:
@@ -43,16 +55,18 @@ class SeriesBookmarks:
     def resume_point(self, interval: str, segment_id: str, *, now: datetime) -> datetime | None:
         """The stored resume point as local wall-clock time, or None to start from the beginning.
 
-        A value that cannot be read is dropped (a full re-read is safe, skipping is not); one in
-        the future is pulled back to ``now``, so no data is skipped because of it.
+        A value that cannot be read, or lies in the future, is dropped from the state with a
+        warning and the segment is re-read from start_date: nothing says which buckets a broken
+        bookmark really covered, and a full re-read is safe where resuming "now" would skip the
+        buckets between the last real read and today.
         """
         partition = self._index.get((interval, segment_id))
         if partition is None or partition.get("replication_key_value") is None:
             return None
         raw = partition["replication_key_value"]
-        try:
-            moment = datetime.fromisoformat(str(raw))
-        except ValueError:
+        moment = _read_moment(raw)
+        if moment is None:
+            self._drop(partition)
             self._logger.warning(
                 "Ignoring unreadable bookmark %r of segment %s (%s); re-reading it from start_date",
                 raw,
@@ -62,15 +76,22 @@ class SeriesBookmarks:
             return None
         local = moment.astimezone(self._timezone).replace(tzinfo=None) if moment.tzinfo else moment
         if local > now:
+            self._drop(partition)
             self._logger.warning(
-                "Bookmark %s of segment %s (%s) lies in the future; resuming from now (%s) instead",
+                "Ignoring bookmark %s of segment %s (%s): it lies in the future (now is %s), so it "
+                "cannot say what was read; re-reading the segment from start_date",
                 raw,
                 segment_id,
                 interval,
                 now.isoformat(),
             )
-            return now
+            return None
         return local
+
+    @staticmethod
+    def _drop(partition: dict[str, Any]) -> None:
+        """Forget a bad value (so it warns once, and a stopped run does not carry it on)."""
+        partition.pop("replication_key_value", None)
 
     def set(self, interval: str, segment_id: str, resume_at: datetime) -> None:
         """Store a resume point (local wall-clock time) for one segment and interval."""
@@ -82,3 +103,186 @@ class SeriesBookmarks:
             self._index[(interval, segment_id)] = partition
         partition["replication_key"] = REPLICATION_KEY
         partition["replication_key_value"] = value
+
+
+def _read_moment(raw: Any) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else "unknown")
+
+
+def not_an_object(state: Any) -> str:
+    """What to say about a STATE that is not a JSON object."""
+    return (
+        f'STATE must be a JSON object such as {{"bookmarks": {{...}}}}, not {_kind(state)}: '
+        "pass the last STATE this tap wrote, or no state for a full sync"
+    )
+
+
+def check_state(
+    state: Any, *, streams: Collection[str], today: date, logger: logging.Logger
+) -> dict[str, Any]:
+    """The usable part of an incoming STATE; every part dropped is named in a WARNING.
+
+    A STATE that is not an object stops the run (:class:`StateError`): it is not this tap's
+    and guessing could skip data. Anything else odd inside it (another tap's streams, wrong
+    shapes, unreadable values, partitions this tap never writes) is dropped, which only ever
+    makes the tap re-read more, never less.
+    """
+    if state is None:
+        return {}
+    if not isinstance(state, dict):
+        raise StateError(not_an_object(state))
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        logger.warning(
+            "Ignoring STATE: its 'bookmarks' is %s, not an object; syncing every stream from "
+            "start_date",
+            _kind(bookmarks),
+        )
+        return {}
+    unknown = [name for name in bookmarks if name not in streams]
+    if unknown:
+        logger.warning(
+            "Ignoring STATE bookmarks of %d streams this tap does not have (%s): a STATE from "
+            "another tap?",
+            len(unknown),
+            ", ".join(repr(name) for name in unknown[:_QUOTED]),
+        )
+    checked: dict[str, Any] = {}
+    for name in streams:
+        if name not in bookmarks:
+            continue
+        stream_state = bookmarks[name]
+        if not isinstance(stream_state, dict):
+            logger.warning(
+                "Ignoring the STATE of stream %s: it is %s, not an object; syncing it from "
+                "start_date",
+                name,
+                _kind(stream_state),
+            )
+            continue
+        checked[name] = _check_stream_state(name, dict(stream_state), today, logger)
+    return {"bookmarks": checked}
+
+
+def _check_stream_state(
+    name: str, stream_state: dict[str, Any], today: date, logger: logging.Logger
+) -> dict[str, Any]:
+    if name == SERIES_STREAM:
+        if "replication_key_value" in stream_state:
+            logger.warning(
+                "Ignoring the stream-level bookmark %r of %s: its bookmarks are per segment and "
+                "interval (partitions)",
+                stream_state.get("replication_key_value"),
+                name,
+            )
+            stream_state.pop("replication_key", None)
+            stream_state.pop("replication_key_value", None)
+        if "partitions" in stream_state:
+            stream_state["partitions"] = _check_series_partitions(
+                stream_state["partitions"], logger
+            )
+        return stream_state
+    if "partitions" in stream_state:
+        logger.warning(
+            "Ignoring the partitions in the STATE of %s: this tap keeps none for that stream",
+            name,
+        )
+        stream_state.pop("partitions")
+    if name == VALUES_STREAM and "replication_key_value" in stream_state:
+        raw = stream_state["replication_key_value"]
+        problem = _values_bookmark_problem(raw, today)
+        if problem:
+            logger.warning(
+                "Ignoring the bookmark %r of %s: %s (it only records the day of the last read; "
+                "today's values are read either way)",
+                raw,
+                name,
+                problem,
+            )
+            stream_state.pop("replication_key", None)
+            stream_state.pop("replication_key_value", None)
+    elif name != VALUES_STREAM:
+        for key in ("replication_key", "replication_key_value"):
+            stream_state.pop(key, None)
+    return stream_state
+
+
+def _values_bookmark_problem(raw: Any, today: date) -> str | None:
+    try:
+        day = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        day = None
+    if day is None:
+        return "not a date (YYYY-MM-DD)"
+    if day > today:
+        return f"it lies after today ({today.isoformat()})"
+    return None
+
+
+def _check_series_partitions(partitions: Any, logger: logging.Logger) -> list[dict[str, Any]]:
+    """Keep the partitions this tap writes; of duplicates, the earliest (it skips nothing)."""
+    if not isinstance(partitions, list):
+        logger.warning(
+            "Ignoring the partitions of %s in STATE: %s, not a list; re-reading every segment "
+            "from start_date",
+            SERIES_STREAM,
+            _kind(partitions),
+        )
+        return []
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    dropped: list[str] = []
+    for partition in partitions:
+        reason = _series_partition_problem(partition)
+        if reason:
+            dropped.append(f"{str(partition)[:80]} ({reason})")
+            continue
+        context = partition["context"]
+        key = (context["interval"], context["segment_id"])
+        earlier = kept.get(key)
+        if earlier is None or _sort_key(partition) < _sort_key(earlier):
+            kept[key] = partition
+    if dropped:
+        logger.warning(
+            "Ignoring %d odd %s bookmarks in STATE; those segments are re-read from start_date: %s",
+            len(dropped),
+            SERIES_STREAM,
+            "; ".join(dropped[:_QUOTED]),
+        )
+    return list(kept.values())
+
+
+def _series_partition_problem(partition: Any) -> str | None:
+    if not isinstance(partition, dict):
+        return f"{_kind(partition)}, not an object"
+    context = partition.get("context")
+    if not isinstance(context, dict) or set(context) != {"interval", "segment_id"}:
+        return "its context is not {interval, segment_id}"
+    if context["interval"] not in INTERVALS or not isinstance(context["segment_id"], str):
+        return f"interval must be one of {', '.join(INTERVALS)} and segment_id a string"
+    raw = partition.get("replication_key_value")
+    if raw is not None and _read_moment(raw) is None:
+        return "its replication_key_value is not an ISO 8601 date-time"
+    return None
+
+
+def _sort_key(partition: dict[str, Any]) -> datetime:
+    moment = _read_moment(partition.get("replication_key_value"))
+    if moment is None:
+        return datetime.min
+    return moment.replace(tzinfo=None) if moment.tzinfo is None else _as_naive_utc(moment)
+
+
+def _as_naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 
@@ -50,6 +52,8 @@ class SeriesReport:
     date_times: list[str]
     results: dict[str, dict[str, list[int | None]]]
     unexpected_ids: list[str] = field(default_factory=list)
+    #: Requested segments the response said nothing about (no rows; their bookmarks must stay).
+    missing_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +62,8 @@ class ValuesReport:
 
     results: dict[str, dict[str, int | None]]
     unexpected_ids: list[str] = field(default_factory=list)
+    #: Requested segments the response said nothing about.
+    missing_ids: list[str] = field(default_factory=list)
 
 
 def parse_series_report(
@@ -68,6 +74,7 @@ def parse_series_report(
     date_times = attributes.get("date_times")
     if not isinstance(date_times, list) or not all(isinstance(d, str) for d in date_times):
         raise MalformedReportError("data.attributes.date_times is missing or not a list of strings")
+    _check_date_times(date_times)
     results: dict[str, dict[str, list[int | None]]] = {}
     unexpected: list[str] = []
     wanted = set(requested_ids)
@@ -89,7 +96,12 @@ def parse_series_report(
                 raise MalformedReportError(msg)
             series[name] = [_count(v, name, segment_id) for v in values]
         results[segment_id] = series
-    return SeriesReport(date_times=date_times, results=results, unexpected_ids=unexpected)
+    return SeriesReport(
+        date_times=date_times,
+        results=results,
+        unexpected_ids=unexpected,
+        missing_ids=[sid for sid in dict.fromkeys(requested_ids) if sid not in results],
+    )
 
 
 def parse_values_report(
@@ -107,7 +119,33 @@ def parse_values_report(
         results[segment_id] = {
             name: _count(stats.get(name), name, segment_id) for name in statistics
         }
-    return ValuesReport(results=results, unexpected_ids=unexpected)
+    return ValuesReport(
+        results=results,
+        unexpected_ids=unexpected,
+        missing_ids=[sid for sid in dict.fromkeys(requested_ids) if sid not in results],
+    )
+
+
+def _check_date_times(date_times: list[str]) -> None:
+    """Bucket labels must be ISO 8601 date-times, in order, each once (rows are keyed by them)."""
+    moments = []
+    for label in date_times:
+        try:
+            moments.append(datetime.fromisoformat(label.replace("Z", "+00:00")))
+        except ValueError:
+            raise MalformedReportError(
+                f"data.attributes.date_times holds {label[:40]!r}, not an ISO 8601 date-time"
+            ) from None
+    if len({moment.tzinfo is None for moment in moments}) > 1:
+        raise MalformedReportError(
+            "data.attributes.date_times mixes labels with and without offset"
+        )
+    for earlier, later in pairwise(moments):
+        if not earlier < later:
+            raise MalformedReportError(
+                "data.attributes.date_times are not in increasing order without repeats "
+                f"({earlier.isoformat()} then {later.isoformat()})"
+            )
 
 
 def _attributes(payload: Any) -> dict[str, Any]:

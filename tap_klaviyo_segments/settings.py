@@ -97,8 +97,8 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         start = FIRST_DATA_DAY
     if end is not None and end <= start:
         errors.append(
-            f"start_date ({config.get('start_date')}) must be before end_date "
-            f"({config.get('end_date')})"
+            f"start_date ({config.get('start_date') or start.date().isoformat()}) must be before "
+            f"end_date ({config.get('end_date')}); Klaviyo has no segment data before 2023-06-01"
         )
     segment_ids = _parse_segment_ids(config.get("segment_ids"), errors)
     api_url = _parse_api_url(config.get("api_url", DEFAULT_API_URL), errors)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
+import io
+import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
 
+from tap_klaviyo_segments.bookmarks import check_state, not_an_object
 from tap_klaviyo_segments.pacing import ReportGate
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
 from tap_klaviyo_segments.redaction import redact, register_secret
@@ -180,11 +185,11 @@ class TapKlaviyoSegments(Tap):
         """
         register_secret(self.config.get("api_key"))
         try:
-            errors = [redact(e) for e in super()._validate_config(raise_errors=raise_errors)]
+            errors = self._clearer(super()._validate_config(raise_errors=raise_errors))
         except ConfigValidationError as exc:
             raise ConfigValidationError(
                 "Config validation failed",
-                errors=[redact(e) for e in exc.errors],
+                errors=self._clearer(exc.errors),
                 schema=self.config_jsonschema,
             ) from None
         if errors:
@@ -206,10 +211,65 @@ class TapKlaviyoSegments(Tap):
             )
         return errors
 
+    def _clearer(self, errors: list[str]) -> list[str]:
+        """Schema errors without the key's value, and unknown keys with the ones accepted."""
+        known = list(self.config_jsonschema.get("properties", {}))
+        unknown = [key for key in self.config if key not in known]
+        clearer = []
+        for error in errors:
+            if error.startswith("Additional properties are not allowed") and unknown:
+                for key in unknown:
+                    close = difflib.get_close_matches(key, known, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    clearer.append(
+                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(known)}"
+                    )
+            else:
+                clearer.append(redact(error))
+        return clearer
+
     @cached_property
     def settings(self) -> Settings:
         """The validated config, typed."""
         return parse_settings(self.config)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Check an incoming STATE before the SDK merges it (see :func:`check_state`)."""
+        try:
+            today = self.settings.local_now(self.now_utc()).date()
+        except SettingsError:  # discovery runs unvalidated; its state is empty anyway
+            today = utc_now().date()
+        checked = check_state(
+            state,
+            streams=[
+                kind.name for kind in (SegmentsStream, SegmentValuesStream, SegmentSeriesStream)
+            ],
+            today=today,
+            logger=self.logger,
+        )
+        super().load_state(checked)
+
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls, *, state: IO[str] | None = None, **kwargs: Any
+    ) -> None:
+        """Read ``--state`` ourselves first, so a broken file gets a message, not a traceback."""
+        if state is not None:
+            text = state.read()
+            name = getattr(state, "name", "the --state file")
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                what = "empty" if not text.strip() else f"not JSON ({exc})"
+                msg = (
+                    f"{name} is {what}. Pass the last STATE this tap wrote, or leave --state "
+                    "out for a full sync."
+                )
+                raise click.BadParameter(msg, param_hint="'--state'") from None
+            if not isinstance(parsed, dict):
+                raise click.BadParameter(not_an_object(parsed), param_hint="'--state'")
+            state = io.StringIO(text)
+        super().invoke(state=state, **kwargs)
 
     @cached_property
     def report_gate(self) -> ReportGate:
