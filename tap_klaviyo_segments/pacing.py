@@ -29,6 +29,8 @@ class ReportGate:
     calls_per_minute: float
     calls_per_second: float
     calls_per_run: int
+    #: The longest wait a ``RateLimit-Reset`` may impose (``max_retry_wait_seconds``).
+    max_wait: float = 300.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)  # looked up per call
     calls_made: int = 0
@@ -92,7 +94,9 @@ class ReportGate:
         raw_reset = headers.get("RateLimit-Reset")
         reset = _number(raw_reset)
         if remaining is not None and remaining <= 0 and reset is not None:
-            wait = max(reset, 0.0) + _resolution(raw_reset)
+            # Klaviyo's reset covers the steady (per-minute) window; a huge value is not a wait
+            # we trust, so it is capped like a Retry-After would be.
+            wait = min(max(reset, 0.0) + _resolution(raw_reset), self.max_wait)
             with self._lock:
                 self._next_allowed = max(self._next_allowed, self.clock() + wait)
 

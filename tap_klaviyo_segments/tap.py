@@ -279,6 +279,7 @@ class TapKlaviyoSegments(Tap):
             calls_per_minute=settings.report_calls_per_minute,
             calls_per_second=settings.report_calls_per_second,
             calls_per_run=settings.report_calls_per_day,
+            max_wait=settings.max_retry_wait_seconds,
         )
 
     def report_segment_ids(self) -> list[str]:

@@ -526,3 +526,22 @@ def test_gate_holds_the_next_call_until_ratelimit_reset():
     gate.before_call()
     assert max(slept[waits:], default=0) < 0.0011, "a 429 is waited by the retry, not here"
     assert gate.calls_made == 5
+
+
+def test_a_huge_ratelimit_reset_is_capped_by_max_retry_wait():
+    from tap_klaviyo_segments.pacing import ReportGate
+
+    clock = [1000.0]
+    waits: list[float] = []
+    gate = ReportGate(
+        calls_per_minute=600,
+        calls_per_second=100,
+        calls_per_run=10,
+        max_wait=5,
+        clock=lambda: clock[0],
+        sleep=waits.append,
+    )
+    gate.before_call()
+    gate.after_response(200, {"RateLimit-Remaining": "0", "RateLimit-Reset": "86400"})
+    gate.before_call()
+    assert waits == [pytest.approx(5)]

@@ -178,7 +178,7 @@ def test_bookmark_never_passes_the_bucket_in_progress_or_lies_in_the_future(stan
     }
 
 
-def test_future_bookmark_in_state_is_pulled_back_not_trusted(standin):
+def test_future_bookmark_in_state_is_not_trusted_and_the_segment_is_re_read(standin):
     sid = standin.account.segment_ids()[0]
     state = {
         "bookmarks": {
@@ -196,7 +196,10 @@ def test_future_bookmark_in_state_is_pulled_back_not_trusted(standin):
     config = series_only(standin, segment_ids=[sid], start_date="2026-01-01")
     result = run_tap(config, state=state, now=NOW_UTC, select=("segment_series",))
     assert "lies in the future" in result.logs
-    assert [r["date_time"][:10] for r in result.records["segment_series"]] == ["2026-11-28"]
+    dates = [r["date_time"][:10] for r in result.records["segment_series"]]
+    assert dates[0] == "2026-01-01"
+    assert dates[-1] == "2026-11-28"
+    assert len(dates) == 332
 
 
 def test_start_date_before_2023_06_01_is_floored_with_a_warning(standin):
