@@ -371,23 +371,26 @@ class SegmentSeriesStream(_ReportStream):
             )
         ]
         owned = [b for b in buckets if call.first_bucket <= b[2] <= call.last_bucket]
-        empty = dict.fromkeys(STATISTICS)
+        interval = call.interval
+        nones: list[int | None] = [None] * len(report.date_times)  # a statistic not asked for
         for segment_id, series in report.results.items():
             point = resume.get(segment_id)
             first = grid.index(point) if point is not None else 0
+            # The hot loop (one pass per record): one dict literal, keys in STATISTICS order.
+            total, added, removed, net = (series.get(name, nones) for name in STATISTICS)
             for position, label, index, complete in owned:
                 if index < first:
                     continue
-                record = {
+                yield {
                     "segment_id": segment_id,
-                    "interval": call.interval,
+                    "interval": interval,
                     "date_time": label,
-                    **empty,
+                    "total_members": total[position],
+                    "members_added": added[position],
+                    "members_removed": removed[position],
+                    "net_members_changed": net[position],
+                    "is_complete": complete,
                 }
-                for name, values in series.items():
-                    record[name] = values[position]
-                record["is_complete"] = complete
-                yield record
 
     def _advance(
         self,
