@@ -421,7 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _read_json(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
-    loaded: dict[str, Any] = json.loads(path.read_text())
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"tap-klaviyo-segments-plan: cannot read {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise SystemExit(f"tap-klaviyo-segments-plan: {path} does not hold a JSON object")
     return loaded
 
 

@@ -165,3 +165,12 @@ def test_json_and_text_output(standin, tmp_path):
         assert main(["--config", str(config_path)]) == 0
     assert out.getvalue().startswith("Call plan (no report calls were made)")
     assert standin.report_calls() == []
+
+
+def test_unreadable_state_file_is_a_message(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(base_config("http://127.0.0.1:9", segment_ids=["abc"])))
+    state_path = tmp_path / "state.json"
+    state_path.write_text("{")
+    with pytest.raises(SystemExit, match="cannot read"):
+        main(["--config", str(config_path), "--state", str(state_path)])
