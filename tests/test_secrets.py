@@ -325,6 +325,33 @@ def test_cli_at_debug_never_prints_the_key(standin, tmp_path, key, script, ok):
         assert canary not in proc.stderr
 
 
+def test_cli_with_the_key_from_the_environment_never_prints_it(standin, tmp_path):
+    """Meltano passes the key as TAP_KLAVIYO_SEGMENTS_API_KEY with --config ENV."""
+    config = config_for(standin)
+    config.pop("api_key")
+    config.pop("values_timeframes")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    env = {
+        **os.environ,
+        "TAP_KLAVIYO_SEGMENTS_LOGLEVEL": "DEBUG",
+        "TAP_KLAVIYO_SEGMENTS_API_KEY": CANARY,
+    }
+    proc = subprocess.run(
+        [str(TAP_BIN), "--config", str(path), "--config", "ENV"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "from env variable 'TAP_KLAVIYO_SEGMENTS_API_KEY'" in proc.stderr
+    assert '"type":"RECORD"' in proc.stdout.replace(" ", "")
+    assert CANARY not in proc.stdout + proc.stderr
+
+
 def test_cli_config_error_never_prints_the_key(tmp_path):
     proc = run_cli(tmp_path, {"api_key": [CANARY], "api_url": "http://127.0.0.1:9"})
     assert proc.returncode != 0
