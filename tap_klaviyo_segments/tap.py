@@ -209,6 +209,12 @@ class TapKlaviyoSegments(Tap):
                 "reporting from 2023-06-01",
                 self.config.get("start_date"),
             )
+        if settings.start > settings.local_now(self.now_utc()):
+            self.logger.warning(
+                "start_date %s is in the future (account time): there is nothing to report "
+                "until then, so this run reports no segment_series rows",
+                self.config.get("start_date"),
+            )
         return errors
 
     def _clearer(self, errors: list[str]) -> list[str]:

@@ -642,3 +642,8 @@ def test_a_segment_missing_from_the_answer_keeps_its_bookmark_and_is_named():
     moved = {p["context"]["segment_id"] for p in partitions if p.get("replication_key_value")}
     assert moved == {SID}, "the unanswered segment must be asked again next run"
     assert other in outcome.logs
+
+
+def test_a_start_date_in_the_future_is_named_in_a_warning(logs):
+    TapKlaviyoSegments(config={"api_key": API_KEY, "api_url": URL, "start_date": "2099-01-01"})
+    assert any("is in the future" in m for m in logs.at(logging.WARNING))
