@@ -20,6 +20,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
 from tap_klaviyo_segments.pacing import ReportBudgetSpent, ReportGate
+from tap_klaviyo_segments.redaction import redact
 from tap_klaviyo_segments.reports import MalformedReportError
 
 if TYPE_CHECKING:
@@ -139,7 +140,10 @@ class KlaviyoStream(RESTStream[Any]):
         if not details:
             text = " ".join(response.text.split())[:_MAX_ERROR_TEXT]
             details = [f"body: {text}" if text else "empty body"]
-        return f"{headline}: HTTP {response.status_code} on {self.path}: " + "; ".join(details)
+        # A proxy's error page may echo our request headers back: mask the key in any case.
+        return redact(
+            f"{headline}: HTTP {response.status_code} on {self.path}: " + "; ".join(details)
+        )
 
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
         """Wait ``Retry-After`` after a 429; otherwise back off exponentially."""

@@ -201,6 +201,9 @@ class SegmentValuesStream(_ReportStream):
     primary_keys = ("segment_id", "timeframe", "as_of_date")
     replication_key = "as_of_date"
     is_sorted = True
+    #: The bookmark only records the day of the last read; a clock that moved back must not
+    #: crash the run over it.
+    check_sorted = False
     schema = th.PropertiesList(
         th.Property("segment_id", th.StringType, required=True),
         th.Property(
@@ -250,7 +253,7 @@ class SegmentValuesStream(_ReportStream):
                 payload, requested_ids=batch, statistics=statistics
             ),
         )
-        _warn_unexpected(self, report.unexpected_ids)
+        _warn_about_ids(self, report)
         return report
 
 
@@ -341,7 +344,7 @@ class SegmentSeriesStream(_ReportStream):
                 payload, requested_ids=call.segment_ids, statistics=settings.statistics
             ),
         )
-        _warn_unexpected(self, report.unexpected_ids)
+        _warn_about_ids(self, report)
         return report
 
     def _bucket_starts(self, report: SeriesReport) -> list[datetime]:
@@ -406,7 +409,10 @@ class SegmentSeriesStream(_ReportStream):
         )
         if resume is None:
             return
+        unanswered = set(report.missing_ids)
         for segment_id in call.segment_ids:
+            if segment_id in unanswered:
+                continue  # nothing was emitted for it: moving on would skip its data
             current = bookmarks.resume_point(call.interval, segment_id, now=now)
             if current is None or current < resume:
                 bookmarks.set(call.interval, segment_id, resume)
@@ -421,10 +427,17 @@ def _describe_call(call: ReportCall) -> str:
     )
 
 
-def _warn_unexpected(stream: KlaviyoStream, ids: list[str]) -> None:
-    if ids:
+def _warn_about_ids(stream: KlaviyoStream, report: SeriesReport | ValuesReport) -> None:
+    if report.unexpected_ids:
         stream.logger.warning(
             "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
-            len(ids),
-            ", ".join(ids[:5]),
+            len(report.unexpected_ids),
+            ", ".join(report.unexpected_ids[:5]),
+        )
+    if report.missing_ids:
+        stream.logger.warning(
+            "Klaviyo returned nothing for %d requested segments (%s); their bookmarks stay, so "
+            "the next run asks again (check segment_ids if they no longer exist)",
+            len(report.missing_ids),
+            ", ".join(report.missing_ids[:5]),
         )

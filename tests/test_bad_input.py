@@ -627,11 +627,6 @@ def test_settings_errors_name_every_key():
     assert len(raised.value.errors) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams.py _advance moves the bookmark of every requested id, answered or not "
-    "(fix pending in streams.py: skip report.missing_ids and warn)",
-)
 @responses.activate
 def test_a_segment_missing_from_the_answer_keeps_its_bookmark_and_is_named():
     other = "Zzz999"

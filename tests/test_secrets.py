@@ -226,11 +226,6 @@ def test_a_proxy_echoing_the_key_is_masked_in_the_logs(capfd, monkeypatch):
     assert CANARY not in outcome.logs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.py _describe quotes the response body verbatim in the exception; "
-    "a proxy echoing request headers puts the key in the exception text (fix pending in client.py)",
-)
 @responses.activate
 def test_a_proxy_echoing_the_key_never_reaches_the_exception_text(monkeypatch):
     monkeypatch.setattr("time.sleep", lambda s: None)
