@@ -156,32 +156,14 @@ class _ReportStream(KlaviyoReportStream):
             after * gate.seconds_per_call / 60,
         )
 
-    def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int, resume_note: str) -> None:
-        """Warn why the stream stopped, the calls made and still needed, and where it resumes.
-
-        The series' resume points are read back from the state being saved, for every
-        interval (not only the one in flight), oldest segment first: what the next run starts at.
-        """
+    def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int) -> None:
+        """Warn why the stream stopped, the calls made and still needed, and where it resumes."""
         gate = self.gate
         gate.stop(str(stop))
         gate.calls_still_needed += calls_left
         needed = f"{calls_left} more are needed for this stream"
         if gate.calls_still_needed != calls_left:
             needed += f" ({gate.calls_still_needed} for the whole sync)"
-        if isinstance(self, SegmentSeriesStream):
-            settings = self.settings
-            now = settings.local_now(self.now_utc())
-            bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
-            first = reporting_anchor(settings.start)
-            points = []
-            for interval in settings.series_intervals:
-                resumes = [
-                    max(bookmarks.resume_point(interval, sid, now=now) or first, first)
-                    for sid in self.segment_ids()
-                ]
-                if resumes:
-                    points.append(f"{interval} from {min(resumes).isoformat()}")
-            resume_note = ", ".join(points) or resume_note
         self.logger.warning(
             "Stopping %s cleanly: %s. Made %d report calls this run; %s. "
             "State is saved; the next run resumes %s.",
@@ -189,8 +171,12 @@ class _ReportStream(KlaviyoReportStream):
             stop,
             gate.calls_made,
             needed,
-            resume_note,
+            self._resume_note(),
         )
+
+    def _resume_note(self) -> str:
+        """Where the next run starts, for the stop warning."""
+        return "with today's values"
 
 
 class SegmentValuesStream(_ReportStream):
@@ -228,7 +214,7 @@ class SegmentValuesStream(_ReportStream):
             try:
                 report = self._fetch(timeframe, batch)
             except ReportBudgetSpent as stop:
-                self._stop_cleanly(stop, len(planned) - done, "with today's values")
+                self._stop_cleanly(stop, len(planned) - done)
                 return
             for segment_id, stats in report.results.items():
                 yield {
@@ -318,12 +304,27 @@ class SegmentSeriesStream(_ReportStream):
                 try:
                     report = self._fetch(call)
                 except ReportBudgetSpent as stop:
-                    note = f"{call.interval} from {call.start.isoformat()} (and later windows)"
-                    self._stop_cleanly(stop, calls_left, note)
+                    self._stop_cleanly(stop, calls_left)
                     return
                 calls_left -= 1
                 yield from self._records(report, call, grid, resume)
                 self._advance(bookmarks, report, call, grid, now)
+
+    def _resume_note(self) -> str:
+        """Each interval's oldest resume point, read back from the state being saved."""
+        settings = self.settings
+        now = settings.local_now(self.now_utc())
+        bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
+        first = reporting_anchor(settings.start)
+        points = []
+        for interval in settings.series_intervals:
+            resumes = [
+                max(bookmarks.resume_point(interval, sid, now=now) or first, first)
+                for sid in self.segment_ids()
+            ]
+            if resumes:
+                points.append(f"{interval} from {min(resumes).isoformat()}")
+        return ", ".join(points) or "from start_date"
 
     def _fetch(self, call: ReportCall) -> SeriesReport:
         settings = self.settings
