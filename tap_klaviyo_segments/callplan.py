@@ -33,12 +33,10 @@ from singer_sdk.metrics import METRICS_LOGGER_NAME
 from tap_klaviyo_segments.bookmarks import SeriesBookmarks
 from tap_klaviyo_segments.planning import (
     MAX_IDS_PER_CALL,
-    BucketGrid,
     ReportCall,
     batch_ids,
     data_end_for,
-    plan_series_calls,
-    reporting_anchor,
+    plan_intervals,
 )
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 
@@ -198,18 +196,23 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
         state = copy.deepcopy(series_stream.stream_state)
         bookmarks = SeriesBookmarks(state, settings.timezone, tap.logger)
         plans = []
-        for interval in settings.series_intervals:
-            grid = BucketGrid(interval, reporting_anchor(settings.start))
-            resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in ids}
-            calls = plan_series_calls(grid, resume, data_end)
-            behind = {sid for call in calls for sid in call.segment_ids}
+        for planned in plan_intervals(
+            settings.series_intervals,
+            settings.start,
+            ids,
+            lambda interval, sid: bookmarks.resume_point(interval, sid, now=now),
+            data_end,
+        ):
+            behind = {sid for call in planned.calls for sid in call.segment_ids}
             plans.append(
                 IntervalPlan(
-                    interval=interval,
-                    calls=tuple(calls),
+                    interval=planned.grid.interval,
+                    calls=tuple(planned.calls),
                     segments_behind=len(behind),
                     segments_up_to_date=len(ids) - len(behind),
-                    never_synced=sum(1 for point in resume.values() if point is None),
+                    never_synced=sum(
+                        1 for point in planned.resume_points.values() if point is None
+                    ),
                 )
             )
         series = tuple(plans)

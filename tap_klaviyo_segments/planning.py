@@ -18,7 +18,7 @@ Terms:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -175,6 +175,31 @@ def plan_series_calls(
             first = max(window_first, min(needed[sid] for sid in batch))
             calls.append(_call(grid, first, window_last, last, data_end, batch))
     return calls
+
+
+@dataclass(frozen=True)
+class IntervalPlan:
+    """One interval's grid, each segment's resume point, and the calls that catch them up."""
+
+    grid: BucketGrid
+    resume_points: Mapping[str, datetime | None]
+    calls: list[ReportCall]
+
+
+def plan_intervals(
+    intervals: Sequence[str],
+    start: datetime,
+    segment_ids: Sequence[str],
+    resume_point: Callable[[str, str], datetime | None],
+    data_end: datetime,
+) -> list[IntervalPlan]:
+    """Plan every interval of a sync; the stream and the call-plan command both use this."""
+    plans = []
+    for interval in intervals:
+        grid = BucketGrid(interval, reporting_anchor(start))
+        resume = {sid: resume_point(interval, sid) for sid in segment_ids}
+        plans.append(IntervalPlan(grid, resume, plan_series_calls(grid, resume, data_end)))
+    return plans
 
 
 def _resume_index(grid: BucketGrid, point: datetime | None, last: int) -> int:

@@ -94,7 +94,11 @@ def parse_series_report(
                     f"for {len(date_times)} date_times"
                 )
                 raise MalformedReportError(msg)
-            series[name] = [_count(v, name, segment_id) for v in values]
+            # Fast path: plain ints (the usual answer) need no per-value conversion.
+            if all(type(v) is int for v in values):
+                series[name] = values
+            else:
+                series[name] = [_count(v, name, segment_id) for v in values]
         results[segment_id] = series
     return SeriesReport(
         date_times=date_times,

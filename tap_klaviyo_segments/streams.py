@@ -22,7 +22,7 @@ from tap_klaviyo_segments.planning import (
     bucket_is_complete,
     data_end_for,
     next_resume_point,
-    plan_series_calls,
+    plan_intervals,
     reporting_anchor,
 )
 from tap_klaviyo_segments.reports import (
@@ -291,15 +291,18 @@ class SegmentSeriesStream(_ReportStream):
         data_end = data_end_for(now, settings.end)
         bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
         ids = self.segment_ids()
-        plans = []
-        for interval in settings.series_intervals:
-            grid = BucketGrid(interval, reporting_anchor(settings.start))
-            resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in ids}
-            plans.append((grid, resume, plan_series_calls(grid, resume, data_end)))
-        total = calls_left = sum(len(calls) for _, _, calls in plans)
+        plans = plan_intervals(
+            settings.series_intervals,
+            settings.start,
+            ids,
+            lambda interval, sid: bookmarks.resume_point(interval, sid, now=now),
+            data_end,
+        )
+        total = calls_left = sum(len(plan.calls) for plan in plans)
         self.logger.info("segment_series plan: %d report calls for %d segments", total, len(ids))
-        for grid, resume, calls in plans:
-            for call in calls:
+        for plan in plans:
+            grid, resume = plan.grid, plan.resume_points
+            for call in plan.calls:
                 self._log_progress(total - calls_left, total, _describe_call(call))
                 try:
                     report = self._fetch(call)
