@@ -87,7 +87,11 @@ class Settings:
 
 
 def parse_settings(config: Mapping[str, Any]) -> Settings:
-    """Build :class:`Settings` from a config, collecting every problem before failing."""
+    """Build :class:`Settings` from a config, collecting every problem before failing.
+
+    A key set to null means "use the default" (the schema allows null for optional keys).
+    """
+    config = {key: value for key, value in config.items() if value is not None}
     errors: list[str] = []
     _check_api_key(config.get("api_key"), errors)
     tz = _parse_timezone(config.get("account_timezone", "UTC"), errors)

@@ -642,3 +642,12 @@ def test_a_segment_missing_from_the_answer_keeps_its_bookmark_and_is_named():
 def test_a_start_date_in_the_future_is_named_in_a_warning(logs):
     TapKlaviyoSegments(config={"api_key": API_KEY, "api_url": URL, "start_date": "2099-01-01"})
     assert any("is in the future" in m for m in logs.at(logging.WARNING))
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["lookback_days", "report_calls_per_minute", "max_retries", "account_timezone", "start_date"],
+)
+def test_a_null_optional_key_means_its_default(key):
+    settings = parse_settings({"api_key": API_KEY, key: None})
+    assert settings == parse_settings({"api_key": API_KEY})
