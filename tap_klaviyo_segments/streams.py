@@ -16,6 +16,7 @@ from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
 from tap_klaviyo_segments.client import KlaviyoReportStream, KlaviyoStream
 from tap_klaviyo_segments.pacing import ReportBudgetSpent
 from tap_klaviyo_segments.planning import (
+    INTERVALS,
     BucketGrid,
     ReportCall,
     batch_ids,
@@ -256,7 +257,7 @@ class SegmentSeriesStream(_ReportStream):
             "interval",
             th.StringType,
             required=True,
-            allowed_values=list(("hourly", "daily", "weekly", "monthly")),
+            allowed_values=list(INTERVALS),
         ),
         th.Property(
             "date_time",
@@ -310,8 +311,9 @@ class SegmentSeriesStream(_ReportStream):
                     self._stop_cleanly(stop, calls_left)
                     return
                 calls_left -= 1
-                yield from self._records(report, call, grid, resume)
-                self._advance(bookmarks, report, call, grid, now)
+                starts = self._bucket_starts(report)
+                yield from self._records(report, starts, call, grid, resume)
+                self._advance(bookmarks, report, starts, call, grid, now)
 
     def _resume_note(self) -> str:
         """Each interval's oldest resume point, read back from the state being saved."""
@@ -352,6 +354,7 @@ class SegmentSeriesStream(_ReportStream):
         return report
 
     def _bucket_starts(self, report: SeriesReport) -> list[datetime]:
+        """Bucket labels as local wall-clock times, to place them on the grid."""
         tz = self.settings.timezone
         starts = []
         for label in report.date_times:
@@ -362,6 +365,7 @@ class SegmentSeriesStream(_ReportStream):
     def _records(
         self,
         report: SeriesReport,
+        starts: list[datetime],
         call: ReportCall,
         grid: BucketGrid,
         resume: dict[str, datetime | None],
@@ -373,9 +377,7 @@ class SegmentSeriesStream(_ReportStream):
         """
         buckets = [
             (position, label, grid.index(start), bucket_is_complete(grid, start, call.end))
-            for position, (label, start) in enumerate(
-                zip(report.date_times, self._bucket_starts(report), strict=True)
-            )
+            for position, (label, start) in enumerate(zip(report.date_times, starts, strict=True))
         ]
         owned = [b for b in buckets if call.first_bucket <= b[2] <= call.last_bucket]
         interval = call.interval
@@ -403,14 +405,13 @@ class SegmentSeriesStream(_ReportStream):
         self,
         bookmarks: SeriesBookmarks,
         report: SeriesReport,
+        starts: list[datetime],
         call: ReportCall,
         grid: BucketGrid,
         now: datetime,
     ) -> None:
         """Move the batch's bookmarks past what this response settled, then save state."""
-        resume = next_resume_point(
-            grid, call, self._bucket_starts(report), read_at=now, lookback=self.settings.lookback
-        )
+        resume = next_resume_point(grid, call, starts, read_at=now, lookback=self.settings.lookback)
         if resume is None:
             return
         unanswered = set(report.missing_ids)
