@@ -38,7 +38,7 @@ class Standin:
         if now:
             args += ["--now", now]
         self.ready.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(args, cwd=ROOT)
+        self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
         deadline = time.monotonic() + 600
         while not self.ready.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:

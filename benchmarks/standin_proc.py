@@ -14,7 +14,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
-from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinServer, StandinSettings
 
 
 def main() -> None:

@@ -40,7 +40,8 @@ else
     trap 'exit 130' INT TERM
 
     log "Starting the Klaviyo stand-in on a free local port (log: $work/standin.log)"
-    "$TAP_PY" -m tap_klaviyo_segments.standin \
+    # The stand-in is not part of the tap's wheel: it runs from this checkout.
+    PYTHONPATH="$REPO_ROOT" "$TAP_PY" -m klaviyo_standin \
         --port 0 \
         --segments "${DEMO_SEGMENTS:-12}" \
         --seed "${DEMO_SEED:-7}" \

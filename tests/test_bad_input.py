@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from tap_klaviyo_segments.bookmarks import StateError, check_state
 from tap_klaviyo_segments.client import MalformedResponseError
 from tap_klaviyo_segments.settings import SettingsError, parse_settings
-from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import API_KEY, base_config, run_tap
 

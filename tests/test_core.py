@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
-from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinServer, StandinSettings
 from tests.tap_runner import base_config, run_tap
 
 # Frozen clocks: the stand-in's account and the tap agree on "now".

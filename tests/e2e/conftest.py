@@ -32,7 +32,7 @@ from e2e_scenario import (
     tap_config,
 )
 
-from tap_klaviyo_segments.standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinServer, StandinSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYS_DIR = Path(os.environ.get("MELTANO_SYS_DIR_ROOT", REPO_ROOT / ".meltano"))

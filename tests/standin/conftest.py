@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from tap_klaviyo_segments.standin import DEFAULT_API_KEY, StandinServer, StandinSettings
+from klaviyo_standin import DEFAULT_API_KEY, StandinServer, StandinSettings
 
 NOW = datetime(2026, 11, 28, 10, 30)
 HEADERS = {

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
-from tap_klaviyo_segments.standin import DEFAULT_API_KEY
-from tap_klaviyo_segments.standin.__main__ import build_parser, settings_from_args
+from klaviyo_standin import DEFAULT_API_KEY
+from klaviyo_standin.__main__ import build_parser, settings_from_args
 
 from .conftest import HEADERS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(tmp_path, *extra):
@@ -19,13 +23,15 @@ def _start(tmp_path, *extra):
     command = [
         sys.executable,
         "-m",
-        "tap_klaviyo_segments.standin",
+        "klaviyo_standin",
         "--port",
         "0",
         "--ready-file",
         str(ready),
     ]
-    proc = subprocess.Popen([*command, *extra], stderr=subprocess.PIPE, text=True)
+    # The stand-in lives in the checkout, not in the installed wheel.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen([*command, *extra], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 15
     while not ready.exists():
         assert proc.poll() is None, proc.stderr.read()

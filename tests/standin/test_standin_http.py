@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from tap_klaviyo_segments.standin import (
+from klaviyo_standin import (
     DEFAULT_API_KEY,
     DEFAULT_SCOPELESS_API_KEY,
     StandinServer,

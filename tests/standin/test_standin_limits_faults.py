@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from tap_klaviyo_segments.standin import FaultSettings, StandinServer
-from tap_klaviyo_segments.standin.ratelimit import REPORT_LIMITS, RateLimiter
+from klaviyo_standin import FaultSettings, StandinServer
+from klaviyo_standin.ratelimit import REPORT_LIMITS, RateLimiter
 
 from .conftest import SERIES, VALUES, get, post, report_body, settings
 

@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from tap_klaviyo_segments.standin import Account, TimeframeError, Window, resolve_key
-from tap_klaviyo_segments.standin.timeframes import check_window, custom_window
+from klaviyo_standin import Account, TimeframeError, Window, resolve_key
+from klaviyo_standin.timeframes import check_window, custom_window
 
 from .conftest import NOW
 
@@ -289,6 +289,6 @@ def test_live_clock_account():
 
 
 def test_data_does_not_depend_on_machine_timezone():
-    from tap_klaviyo_segments.standin import model
+    from klaviyo_standin import model
 
     assert datetime.fromisoformat("2025-12-31T12:00:00+00:00").timestamp() == model.CREATED_END

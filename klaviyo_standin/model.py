@@ -32,7 +32,7 @@ from itertools import accumulate, pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tap_klaviyo_segments.standin.timeframes import (
+from klaviyo_standin.timeframes import (
     Window,
     check_window,
     content_end,

@@ -1,18 +1,18 @@
 """A local stand-in for Klaviyo's segment APIs, for tests and the demo job.
 
 Start it in-process with ``with StandinServer(StandinSettings(...)) as server:`` (``server.url``,
-``server.account`` for ground truth) or as a command: ``python -m tap_klaviyo_segments.standin``.
+``server.account`` for ground truth) or as a command: ``python -m klaviyo_standin``.
 """
 
-from tap_klaviyo_segments.standin.model import STATISTICS, Account, Segment
-from tap_klaviyo_segments.standin.server import LogEntry, StandinServer
-from tap_klaviyo_segments.standin.settings import (
+from klaviyo_standin.model import STATISTICS, Account, Segment
+from klaviyo_standin.server import LogEntry, StandinServer
+from klaviyo_standin.settings import (
     DEFAULT_API_KEY,
     DEFAULT_SCOPELESS_API_KEY,
     FaultSettings,
     StandinSettings,
 )
-from tap_klaviyo_segments.standin.timeframes import (
+from klaviyo_standin.timeframes import (
     DATA_FLOOR,
     INTERVALS,
     TIMEFRAME_KEYS,

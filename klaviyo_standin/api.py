@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from tap_klaviyo_segments.standin.filters import Condition, FilterError, parse_filter
-from tap_klaviyo_segments.standin.model import STATISTICS, Account
-from tap_klaviyo_segments.standin.timeframes import INTERVALS, TimeframeError, Window
+from klaviyo_standin.filters import Condition, FilterError, parse_filter
+from klaviyo_standin.model import STATISTICS, Account
+from klaviyo_standin.timeframes import INTERVALS, TimeframeError, Window
 
 REPORT_TYPES = {
     "/api/segment-values-reports": "segment-values-report",

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tap_klaviyo_segments.standin.api import (
+from klaviyo_standin.api import (
     REPORT_TYPES,
     ApiError,
     invalid,
@@ -34,14 +34,14 @@ from tap_klaviyo_segments.standin.api import (
     segment_document,
     segments_document,
 )
-from tap_klaviyo_segments.standin.model import Account
-from tap_klaviyo_segments.standin.ratelimit import (
+from klaviyo_standin.model import Account
+from klaviyo_standin.ratelimit import (
     REPORT_LIMITS,
     SEGMENT_LIMITS,
     RateLimiter,
     format_seconds,
 )
-from tap_klaviyo_segments.standin.settings import ScriptEntry, StandinSettings
+from klaviyo_standin.settings import ScriptEntry, StandinSettings
 
 REVISION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre)?$")
 SEGMENTS_PATH = "/api/segments"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m tap_klaviyo_segments.standin`` (also ``klaviyo-standin``).
+"""Command line: ``python -m klaviyo_standin`` from a checkout of this repository.
 
 Binds 127.0.0.1 only, prints one line with the URL to stderr, writes the URL to ``--ready-file``
 once listening (so scripts can wait for it), and serves until SIGINT or SIGTERM.
@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from tap_klaviyo_segments.standin.server import StandinServer
-from tap_klaviyo_segments.standin.settings import (
+from klaviyo_standin.server import StandinServer
+from klaviyo_standin.settings import (
     DEFAULT_API_KEY,
     DEFAULT_SCOPELESS_API_KEY,
     FaultSettings,
