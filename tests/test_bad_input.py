@@ -19,10 +19,10 @@ import requests
 import responses
 from click.testing import CliRunner
 
+from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.bookmarks import StateError, check_state
 from tap_klaviyo_segments.client import MalformedResponseError
 from tap_klaviyo_segments.settings import SettingsError, parse_settings
-from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import API_KEY, base_config, run_tap
 

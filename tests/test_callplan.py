@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.callplan import main, plan_sync, plan_to_dict, render_text
 from tap_klaviyo_segments.planning import minimum_series_calls
-from klaviyo_standin import StandinServer, StandinSettings
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config, run_tap
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from tap_klaviyo_segments.pacing import ReportGate
 from klaviyo_standin import FaultSettings, StandinServer, StandinSettings
 from klaviyo_standin import server as standin_server
 from klaviyo_standin.ratelimit import REPORT_LIMITS, Limit
+from tap_klaviyo_segments.pacing import ReportGate
 from tests.tap_runner import SyncResult, base_config, run_tap
 
 NOW_LOCAL = datetime(2026, 11, 28, 10, 30)

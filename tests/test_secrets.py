@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from tap_klaviyo_segments.redaction import MASK, redact, register_secret
 from klaviyo_standin import StandinServer, StandinSettings
+from tap_klaviyo_segments.redaction import MASK, redact, register_secret
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config, run_tap
 
