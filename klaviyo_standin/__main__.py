@@ -23,6 +23,7 @@ from klaviyo_standin.settings import (
     FaultSettings,
     StandinSettings,
 )
+from klaviyo_standin.timeframes import MONTH_ALIGNMENTS, WEEK_ALIGNMENTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", type=datetime.fromisoformat, default=None, help="fixed now (local if naive)"
     )
     p.add_argument("--end-exclusive", action="store_true", help="timeframe ends are exclusive")
+    p.add_argument(
+        "--week-alignment", choices=WEEK_ALIGNMENTS, default="start", help="weekly buckets"
+    )
+    p.add_argument(
+        "--month-alignment", choices=MONTH_ALIGNMENTS, default="calendar", help="monthly buckets"
+    )
     p.add_argument("--api-key", default=None, help="valid key (default: the stand-in default key)")
     p.add_argument(
         "--scopeless-api-key", default=DEFAULT_SCOPELESS_API_KEY, help="key without scope"
@@ -80,6 +87,8 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
         seed=args.seed,
         now=args.now,
         end_inclusive=not args.end_exclusive,
+        week_alignment=args.week_alignment,
+        month_alignment=args.month_alignment,
         api_key=args.api_key or DEFAULT_API_KEY,
         scopeless_api_key=args.scopeless_api_key or None,
         rate_limits_enabled=not args.no_rate_limits,

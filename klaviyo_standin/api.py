@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from klaviyo_standin.filters import Condition, FilterError, parse_filter
 from klaviyo_standin.model import STATISTICS, Account
-from klaviyo_standin.timeframes import INTERVALS, TimeframeError, Window
+from klaviyo_standin.timeframes import INTERVALS, Alignment, TimeframeError, Window
 
 REPORT_TYPES = {
     "/api/segment-values-reports": "segment-values-report",
@@ -212,7 +212,11 @@ def parse_report(path: str, body: object, account: Account) -> ReportRequest:
 
 
 def report_document(
-    request: ReportRequest, account: Account, end_inclusive: bool, self_url: str
+    request: ReportRequest,
+    account: Account,
+    end_inclusive: bool,
+    self_url: str,
+    alignment: Alignment | None = None,
 ) -> dict[str, Any]:
     """The 200 body of a report request (unknown segment ids omitted)."""
     known = account.segment_ids()
@@ -227,7 +231,7 @@ def report_document(
         attributes = {"results": results}
     else:
         date_times, results = account.series_report(
-            ids, request.interval, request.window, request.statistics, end_inclusive
+            ids, request.interval, request.window, request.statistics, end_inclusive, alignment
         )
         attributes = {"results": results, "date_times": date_times}
     data = {

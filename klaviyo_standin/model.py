@@ -33,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from klaviyo_standin.timeframes import (
+    Alignment,
     Window,
     check_window,
     content_end,
@@ -357,9 +358,10 @@ class Account:
         window: Window,
         statistics: Sequence[str] = STATISTICS,
         end_inclusive: bool = True,
+        alignment: Alignment | None = None,
     ) -> tuple[list[str], list[dict[str, Any]]]:
         """Date_times and per-segment statistic lists, as the series endpoint returns them."""
-        buckets = cut_buckets(interval, window, self.tz, self.now_epoch(), end_inclusive)
+        buckets = cut_buckets(interval, window, self.tz, self.now_epoch(), end_inclusive, alignment)
         bounds = [b.lo for b in buckets] + [buckets[-1].hi] if buckets else []
         positions = [self._position(b) for b in bounds]
         date_times = [iso_at(b.label, self.tz) for b in buckets]
@@ -410,6 +412,7 @@ class Account:
         *,
         end_inclusive: bool = True,
         statistics: Sequence[str] = STATISTICS,
+        alignment: Alignment | None = None,
     ) -> list[tuple[str, dict[str, int]]]:
         """Ground truth series: ``[(date_time, {stat: value})]`` for one segment.
 
@@ -420,7 +423,7 @@ class Account:
         else:
             window = Window(start_local, end_local if end_local is not None else self.now_local())
         date_times, results = self.series_report(
-            [segment_id], interval, window, statistics, end_inclusive
+            [segment_id], interval, window, statistics, end_inclusive, alignment
         )
         columns = results[0]["statistics"]
         return [

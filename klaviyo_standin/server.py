@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -41,7 +42,7 @@ from klaviyo_standin.ratelimit import (
     RateLimiter,
     format_seconds,
 )
-from klaviyo_standin.settings import ScriptEntry, StandinSettings
+from klaviyo_standin.settings import ANSWER_FAULTS, ScriptEntry, StandinSettings
 
 REVISION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre)?$")
 SEGMENTS_PATH = "/api/segments"
@@ -233,6 +234,9 @@ class StandinServer:
         is_report = entry.path in REPORT_TYPES
         faultable = is_report or self.settings.faults.apply_to_segments
         scripted = self._next_script() if faultable else None
+        answer_fault = None
+        if scripted is not None and scripted[0] in ANSWER_FAULTS:
+            answer_fault, scripted = scripted, None
         if scripted is not None and scripted[0] not in ("slow", "ok"):
             entry.fault = f"script:{scripted[0]}"
             return self._scripted(scripted)
@@ -252,6 +256,9 @@ class StandinServer:
         entry.fault = fault
         if fault == "malformed" and reply.status == 200:
             self._malform(reply)
+        if answer_fault is not None and reply.status == 200:
+            entry.fault = f"script:{answer_fault[0]}"
+            _corrupt_answer(reply.document, *answer_fault)
         return reply
 
     @staticmethod
@@ -348,12 +355,41 @@ class StandinServer:
         if entry.path in REPORT_TYPES:
             request = parse_report(entry.path, entry.body, account)
             self_url = f"{base}{entry.path}"
-            return _Reply(
-                200, report_document(request, account, self.settings.end_inclusive, self_url)
+            document = report_document(
+                request, account, self.settings.end_inclusive, self_url, self.settings.alignment
             )
+            return _Reply(200, document)
         if entry.path == SEGMENTS_PATH:
             return _Reply(200, segments_document(entry.query, account, base, entry.path))
         return _Reply(200, segment_document(entry.path.rsplit("/", 1)[1], account, base))
+
+
+def _corrupt_answer(document: dict[str, Any], kind: str, value: float | None) -> None:
+    """Apply one of ``ANSWER_FAULTS`` to a report document, in place."""
+    attributes = document["data"]["attributes"]
+    results = attributes["results"]
+    date_times = attributes.get("date_times")
+    if kind in ("statistic-missing", "statistic-null") and results:
+        stats = results[0]["statistics"]
+        name = next(iter(stats))
+        if kind == "statistic-missing":
+            del stats[name]
+        else:
+            stats[name] = None
+    elif kind == "leading-missing" and date_times is not None:
+        cut = int(value or 1)
+        attributes["date_times"] = date_times[cut:]
+        for result in results:
+            result["statistics"] = {k: v[cut:] for k, v in result["statistics"].items()}
+    elif kind == "empty-date-times" and date_times is not None:
+        attributes["date_times"] = []
+        for result in results:
+            result["statistics"] = {k: [] for k in result["statistics"]}
+    elif kind == "offset" and date_times is not None:
+        offset = timezone(timedelta(hours=value or 0.0))
+        attributes["date_times"] = [
+            datetime.fromisoformat(label).replace(tzinfo=offset).isoformat() for label in date_times
+        ]
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -5,12 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from klaviyo_standin.timeframes import Alignment
+
 DEFAULT_API_KEY = "pk_standin_0123456789abcdef"
 DEFAULT_SCOPELESS_API_KEY = "pk_standin_noscope_0123456789"
 
 # A scripted response: (kind, value). Kinds: "429" (value = Retry-After seconds), "500", "502",
-# "503", "504", "drop", "slow" (value = seconds, then answers normally), "malformed", "ok".
+# "503", "504", "drop", "slow" (value = seconds, then answers normally), "malformed", "ok", and
+# the answer faults of ANSWER_FAULTS, which corrupt an otherwise good 200.
 ScriptEntry = tuple[str, "float | None"]
+
+#: Faults in a 200 that parses: each one is a way an answer can be incomplete or shifted.
+#: "statistic-missing" / "statistic-null": the first answered segment lacks its first statistic
+#: (or has it null); "leading-missing": the first ``value`` (default 1) buckets are left out;
+#: "empty-date-times": no buckets at all; "offset": every label carries ``value`` hours as its
+#: UTC offset, the wall clock unchanged (as if the account were in another timezone).
+ANSWER_FAULTS = (
+    "statistic-missing",
+    "statistic-null",
+    "leading-missing",
+    "empty-date-times",
+    "offset",
+)
 
 
 @dataclass
@@ -45,6 +61,9 @@ class StandinSettings:
     seed: int = 1
     now: datetime | None = None
     end_inclusive: bool = True
+    #: How weekly / monthly buckets are cut (klaviyo_standin.timeframes docstring).
+    week_alignment: str = "start"
+    month_alignment: str = "calendar"
     api_key: str = DEFAULT_API_KEY
     scopeless_api_key: str | None = DEFAULT_SCOPELESS_API_KEY
     rate_limits_enabled: bool = True
@@ -52,6 +71,11 @@ class StandinSettings:
     shared_daily_budget: bool = False
     faults: FaultSettings = field(default_factory=FaultSettings)
     verbose: bool = False
+
+    @property
+    def alignment(self) -> Alignment:
+        """The bucket alignment of series answers."""
+        return Alignment(self.week_alignment, self.month_alignment)
 
     def model_key(self) -> tuple[object, ...]:
         """The fields the synthetic account depends on (a change means a rebuild)."""

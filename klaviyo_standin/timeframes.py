@@ -20,12 +20,15 @@ start), so an inclusive end at midnight also counts the changes stamped at that 
 why ``last_7_days`` with a daily interval returns 8 buckets when ``end_inclusive`` is on, like the
 example in Klaviyo's guide.
 
-Buckets: hourly and daily buckets start at whole local hours / local midnights; weekly buckets are
-7-day steps from the local midnight of the timeframe start; monthly buckets are calendar months, the
-first labelled at the timeframe start's local midnight, the next ones at the 1st of each month. The
-first bucket is the one containing the timeframe start (labelled at its floor); later buckets are
-included when their start lies within the timeframe and is not after ``now``. Every bucket counts
-only the changes inside the timeframe and not after ``now``.
+Buckets: hourly and daily buckets start at whole local hours / local midnights. Klaviyo documents
+no alignment for the others, so the stand-in offers each one the tap must cope with:
+``week_alignment`` ``start`` (7-day steps from the local midnight of the timeframe start, the
+default), ``monday`` or ``sunday`` (calendar weeks); ``month_alignment`` ``calendar`` (calendar
+months, the default) or ``start`` (calendar-month steps from the timeframe start's day, clamped to
+each month's length). The first bucket is the one containing the timeframe start, labelled at the
+timeframe start's floor (its hour, or its local midnight); later buckets are included when their
+start lies within the timeframe and is not after ``now``. Every bucket counts only the changes
+inside the timeframe and not after ``now``.
 """
 
 from __future__ import annotations
@@ -52,12 +55,15 @@ TIMEFRAME_KEYS: tuple[str, ...] = (
     "yesterday",
 )
 INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
+WEEK_ALIGNMENTS: tuple[str, ...] = ("start", "monday", "sunday")
+MONTH_ALIGNMENTS: tuple[str, ...] = ("calendar", "start")
 DATA_FLOOR = datetime(2023, 6, 1)
 FLOOR_DETAIL = "Cannot query for segment data before June 1st, 2023"
 TIMEFRAME_POINTER = "/data/attributes/timeframe"
 INTERVAL_LIMITS: dict[str, timedelta] = {
     "hourly": timedelta(days=7),
     "daily": timedelta(days=60),
+    "weekly": timedelta(weeks=52),
     "monthly": timedelta(weeks=52),
 }
 
@@ -201,7 +207,40 @@ def iso_utc(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
-def _bucket_starts(interval: str, start: datetime, tz: ZoneInfo, hi: int) -> list[int]:
+@dataclass(frozen=True)
+class Alignment:
+    """How weekly and monthly buckets are cut (see the module docstring)."""
+
+    week: str = "start"
+    month: str = "calendar"
+
+    def __post_init__(self) -> None:
+        if self.week not in WEEK_ALIGNMENTS or self.month not in MONTH_ALIGNMENTS:
+            raise ValueError(f"unknown alignment {self}")
+
+
+def _bucket_day(interval: str, day0: date, step: int, alignment: Alignment) -> date:
+    """The local day bucket ``step`` starts on, for a timeframe starting on ``day0``."""
+    if interval == "daily":
+        return day0 + timedelta(days=step)
+    if interval == "weekly":
+        if alignment.week == "start" or step == 0:
+            return day0 + timedelta(days=7 * step)
+        first_weekday = 0 if alignment.week == "monday" else 6
+        week_start = day0 - timedelta(days=(day0.weekday() - first_weekday) % 7)
+        return week_start + timedelta(days=7 * step)
+    if step == 0:
+        return day0
+    if alignment.month == "calendar":
+        return add_months(day0, step)
+    first = add_months(day0, step)
+    last_day = (add_months(day0, step + 1) - timedelta(days=1)).day
+    return first.replace(day=min(day0.day, last_day))
+
+
+def _bucket_starts(
+    interval: str, start: datetime, tz: ZoneInfo, hi: int, alignment: Alignment
+) -> list[int]:
     """Epoch starts of the buckets beginning before ``hi``, the first one at ``start``'s floor."""
     if interval == "hourly":
         first = to_epoch(start.replace(minute=0, second=0, microsecond=0), tz)
@@ -210,12 +249,7 @@ def _bucket_starts(interval: str, start: datetime, tz: ZoneInfo, hi: int) -> lis
     starts: list[int] = []
     step = 0
     while True:
-        if interval == "daily":
-            day = day0 + timedelta(days=step)
-        elif interval == "weekly":
-            day = day0 + timedelta(days=7 * step)
-        else:
-            day = day0 if step == 0 else add_months(day0, step)
+        day = _bucket_day(interval, day0, step, alignment)
         epoch = to_epoch(_midnight(day), tz)
         if starts and epoch >= hi:
             return starts
@@ -224,14 +258,19 @@ def _bucket_starts(interval: str, start: datetime, tz: ZoneInfo, hi: int) -> lis
 
 
 def cut_buckets(
-    interval: str, window: Window, tz: ZoneInfo, now_epoch: int, end_inclusive: bool
+    interval: str,
+    window: Window,
+    tz: ZoneInfo,
+    now_epoch: int,
+    end_inclusive: bool,
+    alignment: Alignment | None = None,
 ) -> list[Bucket]:
     """Cut a window into buckets, each limited to the timeframe and to ``now`` (inclusive)."""
     lo = to_epoch_ceil(window.start, tz)
     hi = content_end(window, tz, now_epoch, end_inclusive)
     if lo >= hi:
         return []
-    starts = _bucket_starts(interval, window.start, tz, hi)
+    starts = _bucket_starts(interval, window.start, tz, hi, alignment or Alignment())
     bounds = [*starts[1:], hi]
     return [
         Bucket(label, max(label, lo), min(nxt, hi))

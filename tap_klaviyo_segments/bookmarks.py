@@ -9,6 +9,10 @@ Each bookmark is a standard singer-sdk state partition::
 where the value is the resume point: the start of the oldest bucket that still has to be read
 (see :func:`tap_klaviyo_segments.planning.next_resume_point`). The stream, not the SDK, moves
 these, once a whole response has been emitted, because one request serves up to 100 segments.
+
+Next to the partitions, ``"bucket_alignment": {"weekly": "monday"}`` remembers how Klaviyo was
+seen to align an interval's buckets (:mod:`tap_klaviyo_segments.answers`), so later runs cut
+their windows on that grid without spending a call to find it again.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tap_klaviyo_segments.planning import INTERVALS
+from tap_klaviyo_segments.planning import ALIGNMENTS, INTERVALS
 
 REPLICATION_KEY = "date_time"
+ALIGNMENT_KEY = "bucket_alignment"
 SERIES_STREAM = "segment_series"
 VALUES_STREAM = "segment_values"
 
@@ -41,6 +46,7 @@ class SeriesBookmarks:
     ) -> None:
         self._timezone = timezone
         self._logger = logger
+        self._stream_state = stream_state
         partitions = stream_state.get("partitions")
         if not isinstance(partitions, list):
             partitions = []
@@ -87,6 +93,18 @@ class SeriesBookmarks:
             )
             return None
         return local
+
+    def alignment(self, interval: str) -> str | None:
+        """How Klaviyo was seen to align this interval's buckets, if a run has learned it."""
+        learned = self._stream_state.get(ALIGNMENT_KEY)
+        return learned.get(interval) if isinstance(learned, dict) else None
+
+    def set_alignment(self, interval: str, alignment: str) -> None:
+        """Remember how Klaviyo aligns this interval's buckets."""
+        learned = self._stream_state.get(ALIGNMENT_KEY)
+        if not isinstance(learned, dict):
+            learned = self._stream_state[ALIGNMENT_KEY] = {}
+        learned[interval] = alignment
 
     @staticmethod
     def _drop(partition: dict[str, Any]) -> None:
@@ -193,6 +211,8 @@ def _check_stream_state(
             stream_state["partitions"] = _check_series_partitions(
                 stream_state["partitions"], logger
             )
+        if ALIGNMENT_KEY in stream_state:
+            stream_state[ALIGNMENT_KEY] = _check_alignments(stream_state[ALIGNMENT_KEY], logger)
         return stream_state
     if "partitions" in stream_state:
         logger.warning(
@@ -217,6 +237,30 @@ def _check_stream_state(
         for key in ("replication_key", "replication_key_value"):
             stream_state.pop(key, None)
     return stream_state
+
+
+def _check_alignments(learned: Any, logger: logging.Logger) -> dict[str, str]:
+    """Keep the alignments this tap knows; anything else is learned again from an answer."""
+    if not isinstance(learned, dict):
+        logger.warning(
+            "Ignoring %s of %s in STATE: %s, not an object; the tap checks Klaviyo's grid again",
+            ALIGNMENT_KEY,
+            SERIES_STREAM,
+            _kind(learned),
+        )
+        return {}
+    kept = {
+        interval: alignment
+        for interval, alignment in learned.items()
+        if interval in ALIGNMENTS and alignment in ALIGNMENTS[interval]
+    }
+    if len(kept) != len(learned):
+        logger.warning(
+            "Ignoring unknown entries of %s in STATE (%s); the tap checks Klaviyo's grid again",
+            ALIGNMENT_KEY,
+            ", ".join(f"{k}={v!r}" for k, v in learned.items() if k not in kept)[:200],
+        )
+    return kept
 
 
 def _values_bookmark_problem(raw: Any, today: date) -> str | None:

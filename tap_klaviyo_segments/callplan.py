@@ -5,13 +5,10 @@ knowing what it costs. ``tap-klaviyo-segments-plan --config c.json [--state s.js
 the report calls per stream and interval, the windows and segment batches, the time at
 ``report_calls_per_minute`` and how many runs of ``report_calls_per_day`` they need.
 
-The plan comes from the same code the sync runs: the tap's settings, clock and segment list,
-:class:`~tap_klaviyo_segments.bookmarks.SeriesBookmarks` over the stream's state,
-:func:`~tap_klaviyo_segments.planning.reporting_anchor`,
-:func:`~tap_klaviyo_segments.planning.data_end_for`,
-:func:`~tap_klaviyo_segments.planning.plan_series_calls` and
-:func:`~tap_klaviyo_segments.planning.batch_ids`. Only ``GET /api/segments`` may be called (to list
-the segments when ``segment_ids`` is not configured); the report endpoints never are.
+The plan is the streams' own: ``SegmentValuesStream.plan`` and ``SegmentSeriesStream.plan``,
+which ``get_records`` follows, over a copy of the tap's state; this module only formats it. Only
+``GET /api/segments`` may be called (to list the segments when ``segment_ids`` is not
+configured); the report endpoints never are.
 """
 
 from __future__ import annotations
@@ -28,16 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
 from tap_klaviyo_segments.bookmarks import SeriesBookmarks
-from tap_klaviyo_segments.planning import (
-    MAX_IDS_PER_CALL,
-    ReportCall,
-    batch_ids,
-    data_end_for,
-    plan_intervals,
-)
+from tap_klaviyo_segments.planning import MAX_IDS_PER_CALL, ReportCall
+from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentValuesStream
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 
 #: How many windows the text output lists per interval before eliding the middle.
@@ -66,10 +59,11 @@ class Window:
 
 
 @dataclass(frozen=True)
-class IntervalPlan:
-    """The series calls of one interval, as ``plan_series_calls`` made them."""
+class IntervalSummary:
+    """The series calls of one interval, as the stream planned them."""
 
     interval: str
+    alignment: str
     calls: tuple[ReportCall, ...]
     segments_behind: int
     segments_up_to_date: int
@@ -117,9 +111,11 @@ class CallPlan:
     segment_source: str
     calls_per_minute: float
     calls_per_second: float
+    #: The spacing the tap's ReportGate keeps between report calls.
+    seconds_per_call: float
     calls_per_day: int
     values: ValuesPlan | None
-    series: tuple[IntervalPlan, ...] | None
+    series: tuple[IntervalSummary, ...] | None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -136,11 +132,6 @@ class CallPlan:
     def total_calls(self) -> int:
         """Report calls of the whole sync, if the budget allowed them all."""
         return self.values_calls + self.series_calls
-
-    @property
-    def seconds_per_call(self) -> float:
-        """The spacing the tap's ReportGate keeps between report calls."""
-        return max(60.0 / self.calls_per_minute, 1.0 / self.calls_per_second)
 
     @property
     def estimated_seconds(self) -> float:
@@ -170,43 +161,42 @@ class CallPlan:
 
 
 def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
-    """Plan the report calls of ``tap.sync_all()`` with the tap's config, state and clock.
-
-    Mirrors ``SegmentValuesStream.get_records`` and ``SegmentSeriesStream.get_records``; the
-    tests check that the count equals what the sync then makes against the stand-in.
-    """
+    """The report calls of ``tap.sync_all()`` with the tap's config, state and clock."""
     settings = tap.settings
     now = settings.local_now(tap.now_utc())
-    data_end = data_end_for(now, settings.end)
     values_stream = tap.streams["segment_values"]
     series_stream = tap.streams["segment_series"]
+    assert isinstance(values_stream, SegmentValuesStream)
+    assert isinstance(series_stream, SegmentSeriesStream)
     ids: list[str] = []
     if values_stream.selected or series_stream.selected:
         ids = tap.report_segment_ids()
     source = "segment_ids" if settings.segment_ids is not None else "GET /api/segments"
     values = None
     if values_stream.selected:
+        planned_values = values_stream.plan(ids)
         values = ValuesPlan(
             timeframes=settings.values_timeframes,
-            batches=tuple(len(batch) for batch in batch_ids(ids)),
+            batches=tuple(
+                len(batch)
+                for timeframe, batch in planned_values
+                if timeframe == settings.values_timeframes[0]
+            ),
         )
     series = None
+    data_end = now
     if series_stream.selected:
         # A copy: planning must not touch the state the tap would write.
         state = copy.deepcopy(series_stream.stream_state)
         bookmarks = SeriesBookmarks(state, settings.timezone, tap.logger)
-        plans = []
-        for planned in plan_intervals(
-            settings.series_intervals,
-            settings.start,
-            ids,
-            lambda interval, sid: bookmarks.resume_point(interval, sid, now=now),
-            data_end,
-        ):
+        summaries = []
+        for planned in series_stream.plan(ids, now=now, bookmarks=bookmarks):
             behind = {sid for call in planned.calls for sid in call.segment_ids}
-            plans.append(
-                IntervalPlan(
+            data_end = min(data_end, planned.data_end)
+            summaries.append(
+                IntervalSummary(
                     interval=planned.grid.interval,
+                    alignment=planned.grid.alignment,
                     calls=tuple(planned.calls),
                     segments_behind=len(behind),
                     segments_up_to_date=len(ids) - len(behind),
@@ -215,7 +205,7 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
                     ),
                 )
             )
-        series = tuple(plans)
+        series = tuple(summaries)
     notes = []
     if not ids and (values is not None or series is not None):
         notes.append("no segments to report on")
@@ -227,6 +217,7 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
         segment_source=source,
         calls_per_minute=settings.report_calls_per_minute,
         calls_per_second=settings.report_calls_per_second,
+        seconds_per_call=tap.report_gate.spacing,
         calls_per_day=settings.report_calls_per_day,
         values=values,
         series=series,
@@ -249,6 +240,7 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
             "intervals": [
                 {
                     "interval": p.interval,
+                    "bucket_alignment": p.alignment,
                     "report_calls": len(p.calls),
                     "windows": len(p.windows),
                     "segments_behind": p.segments_behind,
@@ -315,7 +307,8 @@ def render_text(plan: CallPlan) -> str:
         for p in plan.series:
             windows = p.windows
             lines.append(
-                f"  {p.interval}: {len(p.calls)} calls in {len(windows)} windows; "
+                f"  {p.interval}: {len(p.calls)} calls in {len(windows)} windows "
+                f"({p.alignment} buckets); "
                 f"{p.segments_behind} segments to read ({p.never_synced} never synced), "
                 f"{p.segments_up_to_date} up to date"
             )
@@ -402,15 +395,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the plan to stdout; logs go to stderr."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
-    files = [Path(c) for c in args.config if c != "ENV"]
-    tap = TapKlaviyoSegments(
-        config=files or None,  # type: ignore[arg-type]
-        state=_read_json(args.state),
-        catalog=_read_json(args.catalog),
-        parse_env_config="ENV" in args.config,
-        validate_config=True,
-        setup_mapper=False,
-    )
+    # Later files win, as with the tap's own repeated --config.
+    config: dict[str, Any] = {}
+    for path in args.config:
+        if path != "ENV":
+            config.update(_read_json(Path(path)) or {})
+    try:
+        tap = TapKlaviyoSegments(
+            config=config,
+            state=_read_json(args.state),
+            catalog=_read_json(args.catalog),
+            parse_env_config="ENV" in args.config,
+            validate_config=True,
+            setup_mapper=False,
+        )
+    except ConfigValidationError as exc:
+        problems = "; ".join(exc.errors) or str(exc)
+        raise SystemExit(f"tap-klaviyo-segments-plan: config is not valid: {problems}") from None
     # Listing segments is the only request a plan makes; its per-page metrics are noise here.
     logging.getLogger(METRICS_LOGGER_NAME).setLevel(logging.WARNING)
     plan = plan_sync(tap)

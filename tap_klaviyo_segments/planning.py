@@ -18,7 +18,8 @@ Terms:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from calendar import monthrange
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -42,48 +43,130 @@ BUCKETS_PER_WINDOW: Mapping[str, int] = {
 _ONE_SECOND = timedelta(seconds=1)
 
 
+#: The ways Klaviyo might align the buckets of each interval. Klaviyo documents none of them, so
+#: the tap starts from the first and checks every answer against the grid it uses; labels that fit
+#: another alignment teach the tap that one (see :mod:`tap_klaviyo_segments.answers`).
+#: - ``start``: steps from the timeframe start (7 days; a calendar month, the day clamped to the
+#:   month's length);
+#: - ``monday`` / ``sunday``: calendar weeks starting on that day;
+#: - ``calendar``: whole hours, local days, calendar months.
+ALIGNMENTS: Mapping[str, tuple[str, ...]] = {
+    "hourly": ("calendar",),
+    "daily": ("calendar",),
+    "weekly": ("start", "monday", "sunday"),
+    "monthly": ("calendar", "start"),
+}
+
+#: Days the first day of a calendar week lies after Monday (``date.weekday()`` numbering).
+_WEEK_FIRST_DAY = {"monday": 0, "sunday": 6}
+
+
 @dataclass(frozen=True)
 class BucketGrid:
-    """The wall-clock grid of buckets for one interval, anchored at the first day we report.
+    """The wall-clock grid of buckets for one interval and one alignment.
 
-    Weekly buckets are 7-day steps from the anchor (Klaviyo starts a weekly series at the
-    timeframe start, so windows that start on the grid get buckets on the grid). Monthly
-    buckets are calendar months; only bucket 0 may start mid-month, at the anchor.
+    Bucket 0 is the bucket that holds ``anchor`` (the first day to report). On a calendar grid it
+    may begin before ``anchor``: the tap reads it whole, so its numbers are the whole bucket's.
+    Only where that would mean asking before Klaviyo's first data day is bucket 0 cut short
+    (:meth:`truncated`), and then never reported as complete.
     """
 
     interval: str
     anchor: datetime
+    alignment: str = ""
 
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:
             msg = f"unknown interval {self.interval!r}; expected one of {', '.join(INTERVALS)}"
             raise ValueError(msg)
+        if not self.alignment:
+            object.__setattr__(self, "alignment", ALIGNMENTS[self.interval][0])
+        if self.alignment not in ALIGNMENTS[self.interval]:
+            msg = (
+                f"unknown {self.interval} alignment {self.alignment!r}; expected one of "
+                f"{', '.join(ALIGNMENTS[self.interval])}"
+            )
+            raise ValueError(msg)
 
-    def index(self, moment: datetime) -> int:
-        """Index of the bucket that contains ``moment`` (negative before the anchor)."""
+    @property
+    def _origin(self) -> datetime:
+        """Where bucket 0 would start with no data floor."""
+        if self.interval == "weekly" and self.alignment in _WEEK_FIRST_DAY:
+            back = (self.anchor.weekday() - _WEEK_FIRST_DAY[self.alignment]) % 7
+            return local_midnight(self.anchor.date() - timedelta(days=back))
+        if self.interval == "monthly" and self.alignment == "calendar":
+            return local_midnight(self.anchor.date().replace(day=1))
+        return self.anchor
+
+    def natural_start(self, index: int) -> datetime:
+        """Where bucket ``index`` starts on the grid, before any data floor."""
+        origin = self._origin
         if self.interval == "hourly":
-            return (moment - self.anchor) // timedelta(hours=1)
+            return origin + timedelta(hours=index)
         if self.interval == "daily":
-            return (moment.date() - self.anchor.date()).days
+            return origin + timedelta(days=index)
         if self.interval == "weekly":
-            return (moment.date() - self.anchor.date()).days // 7
-        return _month_number(moment) - _month_number(self.anchor)
+            return origin + timedelta(days=7 * index)
+        if self.alignment == "calendar":
+            return _month_start(_month_number(origin) + index)
+        return add_months_clamped(origin, index)
 
     def start(self, index: int) -> datetime:
-        """Start of bucket ``index``."""
+        """Start of bucket ``index`` as the tap reads it (never before Klaviyo's first day)."""
+        return max(self.natural_start(index), FIRST_DATA_DAY)
+
+    def truncated(self, index: int) -> bool:
+        """Whether bucket ``index`` begins before Klaviyo's data, so it is never read whole."""
+        return self.start(index) != self.natural_start(index)
+
+    def index(self, moment: datetime) -> int:
+        """Index of the bucket that contains ``moment`` (negative before bucket 0)."""
+        origin = self._origin
         if self.interval == "hourly":
-            return self.anchor + timedelta(hours=index)
+            return (moment - origin) // timedelta(hours=1)
         if self.interval == "daily":
-            return self.anchor + timedelta(days=index)
+            return (moment.date() - origin.date()).days
         if self.interval == "weekly":
-            return self.anchor + timedelta(days=7 * index)
-        if index == 0:
-            return self.anchor
-        return _month_start(_month_number(self.anchor) + index)
+            return (moment.date() - origin.date()).days // 7
+        months = _month_number(moment) - _month_number(origin)
+        if self.alignment == "start" and moment < self.natural_start(months):
+            months -= 1
+        return months
 
     def end(self, index: int) -> datetime:
         """End (exclusive) of bucket ``index``."""
-        return self.start(index + 1)
+        return self.natural_start(index + 1)
+
+    @property
+    def span(self) -> int:
+        """The most buckets one call may hold (see :meth:`call_start`)."""
+        if self._clamps_days:
+            return BUCKETS_PER_WINDOW[self.interval] - 1
+        return BUCKETS_PER_WINDOW[self.interval]
+
+    def call_start(self, index: int) -> int:
+        """The bucket a call that needs bucket ``index`` first must start at.
+
+        Monthly steps from the timeframe start restart at every call: from the 28th of
+        February they would go on to the 28th of March, not the 31st. So on a grid anchored on
+        the 29th to 31st, calls start only at buckets on the anchor's own day (at most one bucket
+        earlier, which :attr:`span` leaves room for).
+        """
+        if self._clamps_days:
+            while index > 0 and self.natural_start(index).day != self.anchor.day:
+                index -= 1
+        return index
+
+    @property
+    def _clamps_days(self) -> bool:
+        return self.interval == "monthly" and self.alignment == "start" and self.anchor.day > 28
+
+
+def add_months_clamped(moment: datetime, months: int) -> datetime:
+    """``moment`` ``months`` calendar months later, its day clamped to that month's length."""
+    number = _month_number(moment) + months
+    year, month = number // 12, number % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
 
 
 def _month_number(moment: datetime) -> int:
@@ -108,8 +191,10 @@ def reporting_anchor(start_date: datetime) -> datetime:
 class ReportCall:
     """One report request: a half-open wall-clock window and the segments it asks about.
 
-    ``first_bucket``/``last_bucket`` are grid indexes; ``end`` is exclusive, and is either the
-    start of the next window or the end of the data (now, or the configured end).
+    ``first_bucket``/``last_bucket`` are the grid indexes the call owns (its rows); ``end`` is
+    exclusive, and is either the start of the next window or the end of the data. ``lead_in``
+    buckets before ``first_bucket`` are read but owned by the previous call (see
+    :meth:`BucketGrid.call_start`), so ``start`` is the start of bucket ``read_from``.
     """
 
     interval: str
@@ -118,6 +203,12 @@ class ReportCall:
     first_bucket: int
     last_bucket: int
     segment_ids: tuple[str, ...]
+    lead_in: int = 0
+
+    @property
+    def read_from(self) -> int:
+        """The first bucket Klaviyo answers for."""
+        return self.first_bucket - self.lead_in
 
     @property
     def timeframe_end(self) -> datetime:
@@ -165,9 +256,9 @@ def plan_series_calls(
     needed = {sid: idx for sid, idx in resume_index.items() if idx <= last}
     if not needed:
         return []
-    span = BUCKETS_PER_WINDOW[grid.interval]
     calls: list[ReportCall] = []
-    for window_first, window_last in reversed(list(_windows(min(needed.values()), last, span))):
+    windows = _windows(min(needed.values()), last, grid.span)
+    for window_first, window_last in reversed(list(windows)):
         members = sorted(
             (idx, sid) for sid, idx in needed.items() if idx <= window_last
         )  # grouping similar resume points lets each batch start as late as it can
@@ -179,27 +270,21 @@ def plan_series_calls(
 
 @dataclass(frozen=True)
 class IntervalPlan:
-    """One interval's grid, each segment's resume point, and the calls that catch them up."""
+    """One interval's grid, each segment's resume point, the data end, and the calls to make."""
 
     grid: BucketGrid
     resume_points: Mapping[str, datetime | None]
+    data_end: datetime
     calls: list[ReportCall]
 
 
-def plan_intervals(
-    intervals: Sequence[str],
-    start: datetime,
-    segment_ids: Sequence[str],
-    resume_point: Callable[[str, str], datetime | None],
-    data_end: datetime,
-) -> list[IntervalPlan]:
-    """Plan every interval of a sync; the stream and the call-plan command both use this."""
-    plans = []
-    for interval in intervals:
-        grid = BucketGrid(interval, reporting_anchor(start))
-        resume = {sid: resume_point(interval, sid) for sid in segment_ids}
-        plans.append(IntervalPlan(grid, resume, plan_series_calls(grid, resume, data_end)))
-    return plans
+def plan_interval(
+    grid: BucketGrid, resume_points: Mapping[str, datetime | None], data_end: datetime
+) -> IntervalPlan:
+    """The plan of one interval: what the stream fetches and the call plan prints."""
+    return IntervalPlan(
+        grid, resume_points, data_end, plan_series_calls(grid, resume_points, data_end)
+    )
 
 
 def _resume_index(grid: BucketGrid, point: datetime | None, last: int) -> int:
@@ -225,25 +310,27 @@ def _call(
     segment_ids: tuple[str, ...],
 ) -> ReportCall:
     end = data_end if last == data_last else grid.start(last + 1)
+    read_from = grid.call_start(first)
     return ReportCall(
         interval=grid.interval,
-        start=grid.start(first),
+        start=grid.start(read_from),
         end=end,
         first_bucket=first,
         last_bucket=last,
         segment_ids=segment_ids,
+        lead_in=first - read_from,
     )
 
 
-def bucket_is_complete(grid: BucketGrid, bucket_start: datetime, data_end: datetime) -> bool:
-    """Whether the bucket starting at ``bucket_start`` had ended by ``data_end``."""
-    return grid.end(grid.index(bucket_start)) <= data_end
+def bucket_is_complete(grid: BucketGrid, index: int, data_end: datetime) -> bool:
+    """Whether bucket ``index`` was read whole and had ended by ``data_end``."""
+    return grid.end(index) <= data_end and not grid.truncated(index)
 
 
 def next_resume_point(
     grid: BucketGrid,
     call: ReportCall,
-    returned_bucket_starts: Iterable[datetime],
+    returned_buckets: Iterable[int],
     *,
     read_at: datetime,
     lookback: timedelta,
@@ -257,8 +344,7 @@ def next_resume_point(
     Klaviyo actually returned, so data that was not emitted is never skipped.
     Returns None when Klaviyo returned no bucket at all (nothing moves).
     """
-    returned = [grid.index(start) for start in returned_bucket_starts]
-    returned = [idx for idx in returned if call.first_bucket <= idx <= call.last_bucket]
+    returned = [idx for idx in returned_buckets if call.first_bucket <= idx <= call.last_bucket]
     if not returned:
         return None
     newest_returned = max(returned)
@@ -269,11 +355,17 @@ def next_resume_point(
     return grid.start(newest_returned + 1)
 
 
-def data_end_for(now: datetime, end_date: datetime | None) -> datetime:
-    """The exclusive end of the data to report: now, or the configured end if earlier."""
-    if end_date is None:
+def data_end_for(grid: BucketGrid, now: datetime, end_date: datetime | None) -> datetime:
+    """The exclusive end of the data to report: now, or the configured end if earlier.
+
+    An ``end_date`` inside a bucket is moved to that bucket's end (never past now), so the
+    bucket that holds it is read whole rather than cut short for good.
+    """
+    if end_date is None or end_date >= now:
         return now
-    return min(now, end_date)
+    if end_date <= grid.anchor:
+        return end_date
+    return min(now, grid.end(last_bucket_index(grid, end_date)))
 
 
 def minimum_series_calls(segment_count: int, bucket_count: int, interval: str) -> int:

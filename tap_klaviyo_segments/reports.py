@@ -50,7 +50,7 @@ class SeriesReport:
     """A parsed series report: bucket labels, and per segment a list per statistic."""
 
     date_times: list[str]
-    results: dict[str, dict[str, list[int | None]]]
+    results: dict[str, dict[str, list[int]]]
     unexpected_ids: list[str] = field(default_factory=list)
     #: Requested segments the response said nothing about (no rows; their bookmarks must stay).
     missing_ids: list[str] = field(default_factory=list)
@@ -60,7 +60,7 @@ class SeriesReport:
 class ValuesReport:
     """A parsed values report: per segment, one number per statistic."""
 
-    results: dict[str, dict[str, int | None]]
+    results: dict[str, dict[str, int]]
     unexpected_ids: list[str] = field(default_factory=list)
     #: Requested segments the response said nothing about.
     missing_ids: list[str] = field(default_factory=list)
@@ -75,18 +75,12 @@ def parse_series_report(
     if not isinstance(date_times, list) or not all(isinstance(d, str) for d in date_times):
         raise MalformedReportError("data.attributes.date_times is missing or not a list of strings")
     _check_date_times(date_times)
-    results: dict[str, dict[str, list[int | None]]] = {}
-    unexpected: list[str] = []
-    wanted = set(requested_ids)
-    for segment_id, stats in _results(attributes):
-        if segment_id not in wanted:
-            unexpected.append(segment_id)
-            continue
-        series: dict[str, list[int | None]] = {}
+    results: dict[str, dict[str, list[int]]] = {}
+    wanted, unexpected = _wanted_results(attributes, requested_ids)
+    for segment_id, stats in wanted:
+        series: dict[str, list[int]] = {}
         for name in statistics:
-            values = stats.get(name)
-            if values is None:
-                continue
+            values = _statistic(stats, name, segment_id)
             if not isinstance(values, list) or len(values) != len(date_times):
                 got = len(values) if isinstance(values, list) else type(values).__name__
                 msg = (
@@ -104,7 +98,7 @@ def parse_series_report(
         date_times=date_times,
         results=results,
         unexpected_ids=unexpected,
-        missing_ids=[sid for sid in dict.fromkeys(requested_ids) if sid not in results],
+        missing_ids=_missing(requested_ids, results),
     )
 
 
@@ -112,22 +106,47 @@ def parse_values_report(
     payload: Any, *, requested_ids: Sequence[str], statistics: Sequence[str]
 ) -> ValuesReport:
     """Validate and unpack a values response."""
-    attributes = _attributes(payload)
-    results: dict[str, dict[str, int | None]] = {}
-    unexpected: list[str] = []
-    wanted = set(requested_ids)
-    for segment_id, stats in _results(attributes):
-        if segment_id not in wanted:
-            unexpected.append(segment_id)
-            continue
-        results[segment_id] = {
-            name: _count(stats.get(name), name, segment_id) for name in statistics
+    wanted, unexpected = _wanted_results(_attributes(payload), requested_ids)
+    results = {
+        segment_id: {
+            name: _count(_statistic(stats, name, segment_id), name, segment_id)
+            for name in statistics
         }
+        for segment_id, stats in wanted
+    }
     return ValuesReport(
         results=results,
         unexpected_ids=unexpected,
-        missing_ids=[sid for sid in dict.fromkeys(requested_ids) if sid not in results],
+        missing_ids=_missing(requested_ids, results),
     )
+
+
+def _wanted_results(
+    attributes: dict[str, Any], requested_ids: Sequence[str]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """The results of the requested segments, and the ids Klaviyo added that were not asked for."""
+    wanted_ids = set(requested_ids)
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    unexpected: list[str] = []
+    for segment_id, stats in _results(attributes):
+        if segment_id in wanted_ids:
+            wanted.append((segment_id, stats))
+        else:
+            unexpected.append(segment_id)
+    return wanted, unexpected
+
+
+def _missing(requested_ids: Sequence[str], results: dict[str, Any]) -> list[str]:
+    return [sid for sid in dict.fromkeys(requested_ids) if sid not in results]
+
+
+def _statistic(stats: dict[str, Any], name: str, segment_id: str) -> Any:
+    """A requested statistic must be there: a row without it would be written as final."""
+    value = stats.get(name)
+    if value is None:
+        state = "null" if name in stats else "missing"
+        raise MalformedReportError(f"statistic {name} of segment {segment_id} is {state}")
+    return value
 
 
 def _check_date_times(date_times: list[str]) -> None:
@@ -179,10 +198,8 @@ def _results(attributes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return parsed
 
 
-def _count(value: Any, name: str, segment_id: str) -> int | None:
+def _count(value: Any, name: str, segment_id: str) -> int:
     """Member counts are whole numbers; Klaviyo may send them as floats (79.0)."""
-    if value is None:
-        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedReportError(
             f"statistic {name} of segment {segment_id} is not a number: {value!r}"

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 from urllib.parse import ParseResult, urlsplit
 
 import requests
 from singer_sdk import typing as th
+from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
+from typing_extensions import override
 
+from tap_klaviyo_segments.answers import (
+    GridMismatch,
+    TimezoneMismatch,
+    WindowAnswer,
+    check_series_answer,
+)
 from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
 from tap_klaviyo_segments.client import KlaviyoReportStream, KlaviyoStream
 from tap_klaviyo_segments.pacing import ReportBudgetSpent
 from tap_klaviyo_segments.planning import (
     INTERVALS,
     BucketGrid,
+    IntervalPlan,
     ReportCall,
     batch_ids,
-    bucket_is_complete,
     data_end_for,
     next_resume_point,
-    plan_intervals,
+    plan_interval,
     reporting_anchor,
 )
 from tap_klaviyo_segments.reports import (
@@ -179,6 +188,32 @@ class _ReportStream(KlaviyoReportStream):
         """Where the next run starts, for the stop warning."""
         return "with today's values"
 
+    @cached_property
+    def _ids_warned(self) -> set[tuple[str, str]]:
+        """("+" or "-", segment id) pairs already named in a warning this run."""
+        return set()
+
+    def _warn_about_ids(self, report: SeriesReport | ValuesReport) -> None:
+        """Say once per run which segments Klaviyo added or left out (not once per call)."""
+        seen = self._ids_warned
+        unexpected = [sid for sid in report.unexpected_ids if ("+", sid) not in seen]
+        missing = [sid for sid in report.missing_ids if ("-", sid) not in seen]
+        seen.update(("+", sid) for sid in unexpected)
+        seen.update(("-", sid) for sid in missing)
+        if unexpected:
+            self.logger.warning(
+                "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
+                len(unexpected),
+                ", ".join(unexpected[:5]),
+            )
+        if missing:
+            self.logger.warning(
+                "Klaviyo returned nothing for %d requested segments (%s); their bookmarks stay, "
+                "so the next run asks again (check segment_ids if they no longer exist)",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
+
 
 class SegmentValuesStream(_ReportStream):
     """Current values per segment and configured timeframe key, one row per day."""
@@ -201,15 +236,20 @@ class SegmentValuesStream(_ReportStream):
         *_statistic_properties(),
     ).to_dict()
 
+    def plan(self, segment_ids: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
+        """The calls a sync makes: one per timeframe key and batch of at most 100 segments."""
+        batches = batch_ids(segment_ids)
+        return [
+            (timeframe, batch) for timeframe in self.settings.values_timeframes for batch in batches
+        ]
+
+    @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         """One call per timeframe and 100 segments; a same-day re-run replaces the day's rows."""
         now = self.now_utc()
         as_of_date = self.settings.local_now(now).date().isoformat()
         extracted_at = now.astimezone(timezone.utc).isoformat()
-        batches = batch_ids(self.segment_ids())
-        planned = [
-            (timeframe, batch) for timeframe in self.settings.values_timeframes for batch in batches
-        ]
+        planned = self.plan(self.segment_ids())
         for done, (timeframe, batch) in enumerate(planned):
             self._log_progress(done, len(planned), f"{timeframe}, {len(batch)} segments")
             try:
@@ -240,7 +280,7 @@ class SegmentValuesStream(_ReportStream):
                 payload, requested_ids=batch, statistics=statistics
             ),
         )
-        _warn_about_ids(self, report)
+        self._warn_about_ids(report)
         return report
 
 
@@ -263,63 +303,157 @@ class SegmentSeriesStream(_ReportStream):
             "date_time",
             th.DateTimeType,
             required=True,
-            description="Bucket start, as Klaviyo labels it.",
+            description="Bucket start, as Klaviyo labels it (with the account's UTC offset).",
+        ),
+        th.Property(
+            "bucket_date",
+            th.DateType,
+            description="The bucket start's calendar day in the account timezone "
+            "(group by this: targets store date_time converted to UTC).",
         ),
         *_statistic_properties(),
         th.Property(
-            "is_complete", th.BooleanType, description="False for the bucket still in progress."
+            "is_complete",
+            th.BooleanType,
+            description="True once the bucket has ended and was read whole.",
         ),
     ).to_dict()
 
     @property
+    @override
     def partitions(self) -> list[dict[str, Any]] | None:
         """One pass over all intervals: calls are planned across segments, not per partition."""
         return None
 
-    def get_replication_key_signpost(self, context: Context | None) -> None:
+    @override
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
         """No signpost: bookmarks are set from what was read, never from the clock."""
         return
 
+    @override
     def _increment_stream_state(
         self, latest_record: dict[str, Any], *, context: Context | None = None
     ) -> None:
-        """Bookmarks move per segment after a whole response (see ``_advance``), not per record."""
+        """Bookmarks move per segment after a whole answer (see ``_advance``), not per record.
 
-    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
-        """Plan every interval's calls, then fetch, emit and bookmark them one by one."""
+        The one SDK internal this stream overrides: singer-sdk moves a stream's bookmark after
+        each record and offers no public switch to stop it, but one answer serves up to 100
+        segments, each with its own bookmark.
+        """
+
+    def plan(
+        self,
+        segment_ids: Sequence[str],
+        *,
+        now: datetime,
+        bookmarks: SeriesBookmarks | None = None,
+    ) -> list[IntervalPlan]:
+        """The series calls a sync makes from config and state; the call plan prints these."""
+        bookmarks = bookmarks or self._bookmarks()
+        return [
+            self._plan_interval(interval, segment_ids, now, bookmarks)
+            for interval in self.settings.series_intervals
+        ]
+
+    def _bookmarks(self) -> SeriesBookmarks:
+        return SeriesBookmarks(self.stream_state, self.settings.timezone, self.logger)
+
+    def _plan_interval(
+        self, interval: str, segment_ids: Sequence[str], now: datetime, bookmarks: SeriesBookmarks
+    ) -> IntervalPlan:
         settings = self.settings
-        now = settings.local_now(self.now_utc())
-        data_end = data_end_for(now, settings.end)
-        bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
-        ids = self.segment_ids()
-        plans = plan_intervals(
-            settings.series_intervals,
-            settings.start,
-            ids,
-            lambda interval, sid: bookmarks.resume_point(interval, sid, now=now),
-            data_end,
+        grid = BucketGrid(
+            interval, reporting_anchor(settings.start), bookmarks.alignment(interval) or ""
         )
-        total = calls_left = sum(len(plan.calls) for plan in plans)
-        self.logger.info("segment_series plan: %d report calls for %d segments", total, len(ids))
-        for plan in plans:
-            grid, resume = plan.grid, plan.resume_points
-            for call in plan.calls:
-                self._log_progress(total - calls_left, total, _describe_call(call))
-                try:
-                    report = self._fetch(call)
-                except ReportBudgetSpent as stop:
-                    self._stop_cleanly(stop, calls_left)
-                    return
-                calls_left -= 1
-                starts = self._bucket_starts(report)
-                yield from self._records(report, starts, call, grid, resume)
-                self._advance(bookmarks, report, starts, call, grid, now)
+        resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in segment_ids}
+        return plan_interval(grid, resume, data_end_for(grid, now, settings.end))
 
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Plan every interval's calls, then fetch, check, emit and bookmark them one by one."""
+        now = self.settings.local_now(self.now_utc())
+        bookmarks = self._bookmarks()
+        ids = self.segment_ids()
+        plans = self.plan(ids, now=now, bookmarks=bookmarks)
+        self._calls_done = 0
+        self._calls_planned = sum(len(plan.calls) for plan in plans)
+        self.logger.info(
+            "segment_series plan: %d report calls for %d segments", self._calls_planned, len(ids)
+        )
+        for index, plan in enumerate(plans):
+            later = sum(len(p.calls) for p in plans[index + 1 :])
+            stopped = yield from self._sync_interval(plan, ids, now, bookmarks, later)
+            if stopped:
+                return
+
+    def _sync_interval(
+        self,
+        plan: IntervalPlan,
+        ids: Sequence[str],
+        now: datetime,
+        bookmarks: SeriesBookmarks,
+        later_calls: int,
+    ) -> Generator[dict[str, Any], None, bool]:
+        """Fetch one interval's calls; re-cut them once if Klaviyo's grid is not the one assumed.
+
+        Returns True when the run must stop (budget spent), after the stop warning.
+        """
+        learned = False
+        position = 0
+        while position < len(plan.calls):
+            call = plan.calls[position]
+            self._log_progress(self._calls_done, self._calls_planned, _describe_call(call))
+            try:
+                answer = self._fetch(call, plan)
+            except ReportBudgetSpent as stop:
+                self._stop_cleanly(stop, len(plan.calls) - position + later_calls)
+                return True
+            except GridMismatch as mismatch:
+                if learned:
+                    msg = (
+                        f"{mismatch} right after the tap re-cut its windows on the grid Klaviyo "
+                        "showed before: its bucket alignment is not stable, so no row of this "
+                        "answer was written. Report this with the log at DEBUG."
+                    )
+                    raise FatalAPIError(msg) from None
+                learned = True
+                self._calls_done += 1
+                plan = self._learn(mismatch, ids, now, bookmarks)
+                self._calls_planned += len(plan.calls)
+                position = 0
+                continue
+            self._calls_done += 1
+            yield from self._records(answer, plan)
+            self._advance(bookmarks, answer, now)
+            position += 1
+        return False
+
+    def _learn(
+        self,
+        mismatch: GridMismatch,
+        ids: Sequence[str],
+        now: datetime,
+        bookmarks: SeriesBookmarks,
+    ) -> IntervalPlan:
+        """Remember the grid Klaviyo showed (in STATE) and re-plan the interval on it."""
+        bookmarks.set_alignment(mismatch.interval, mismatch.alignment)
+        self._write_state()
+        plan = self._plan_interval(mismatch.interval, ids, now, bookmarks)
+        self.logger.info(
+            "%s; the tap now cuts %s windows on that grid (kept in STATE) and reads them again: "
+            "%d calls",
+            mismatch,
+            mismatch.interval,
+            len(plan.calls),
+        )
+        return plan
+
+    @override
     def _resume_note(self) -> str:
         """Each interval's oldest resume point, read back from the state being saved."""
         settings = self.settings
         now = settings.local_now(self.now_utc())
-        bookmarks = SeriesBookmarks(self.stream_state, settings.timezone, self.logger)
+        bookmarks = self._bookmarks()
         first = reporting_anchor(settings.start)
         points = []
         for interval in settings.series_intervals:
@@ -331,7 +465,8 @@ class SegmentSeriesStream(_ReportStream):
                 points.append(f"{interval} from {min(resumes).isoformat()}")
         return ", ".join(points) or "from start_date"
 
-    def _fetch(self, call: ReportCall) -> SeriesReport:
+    def _fetch(self, call: ReportCall, plan: IntervalPlan) -> WindowAnswer:
+        """POST the call's report and check the answer inside the retry (a bad one is retried)."""
         settings = self.settings
         timeframe = {
             "start": settings.to_klaviyo_time(call.start),
@@ -344,85 +479,70 @@ class SegmentSeriesStream(_ReportStream):
             segment_ids=call.segment_ids,
             interval=call.interval,
         )
-        report: SeriesReport = self.post_report(
-            body,
-            lambda payload: parse_series_report(
+
+        def parse(payload: Any) -> WindowAnswer:
+            report = parse_series_report(
                 payload, requested_ids=call.segment_ids, statistics=settings.statistics
-            ),
-        )
-        _warn_about_ids(self, report)
-        return report
+            )
+            return check_series_answer(report, call, plan.grid, settings.timezone)
 
-    def _bucket_starts(self, report: SeriesReport) -> list[datetime]:
-        """Bucket labels as local wall-clock times, to place them on the grid."""
-        tz = self.settings.timezone
-        starts = []
-        for label in report.date_times:
-            moment = datetime.fromisoformat(label)
-            starts.append(moment.astimezone(tz).replace(tzinfo=None) if moment.tzinfo else moment)
-        return starts
+        try:
+            answer: WindowAnswer = self.post_report(body, parse)
+        except TimezoneMismatch as exc:
+            raise FatalAPIError(str(exc)) from None
+        self._warn_about_ids(answer.report)
+        return answer
 
-    def _records(
-        self,
-        report: SeriesReport,
-        starts: list[datetime],
-        call: ReportCall,
-        grid: BucketGrid,
-        resume: dict[str, datetime | None],
-    ) -> Iterable[dict[str, Any]]:
+    def _records(self, answer: WindowAnswer, plan: IntervalPlan) -> Iterator[dict[str, Any]]:
         """Rows for the buckets this call owns, from each segment's own resume point on.
 
         A bucket outside the window belongs to another call (so an inclusive end never emits a
         bucket twice); a segment riding along in a shared window gets only the buckets it needs.
         """
-        buckets = [
-            (position, label, grid.index(start), bucket_is_complete(grid, start, call.end))
-            for position, (label, start) in enumerate(zip(report.date_times, starts, strict=True))
-        ]
-        owned = [b for b in buckets if call.first_bucket <= b[2] <= call.last_bucket]
-        interval = call.interval
-        nones: list[int | None] = [None] * len(report.date_times)  # a statistic not asked for
-        for segment_id, series in report.results.items():
-            point = resume.get(segment_id)
+        grid, interval = answer.grid, answer.call.interval
+        buckets = answer.buckets
+        nones: list[int | None] = [None] * len(answer.report.date_times)  # not asked for
+        for segment_id, series in answer.report.results.items():
+            point = plan.resume_points.get(segment_id)
             first = grid.index(point) if point is not None else 0
             # The hot loop (one pass per record): one dict literal, keys in STATISTICS order.
             total, added, removed, net = (series.get(name, nones) for name in STATISTICS)
-            for position, label, index, complete in owned:
-                if index < first:
+            for bucket in buckets:
+                if bucket.index < first:
                     continue
+                position = bucket.position
                 yield {
                     "segment_id": segment_id,
                     "interval": interval,
-                    "date_time": label,
+                    "date_time": bucket.label,
+                    "bucket_date": bucket.local_date,
                     "total_members": total[position],
                     "members_added": added[position],
                     "members_removed": removed[position],
                     "net_members_changed": net[position],
-                    "is_complete": complete,
+                    "is_complete": bucket.complete,
                 }
 
-    def _advance(
-        self,
-        bookmarks: SeriesBookmarks,
-        report: SeriesReport,
-        starts: list[datetime],
-        call: ReportCall,
-        grid: BucketGrid,
-        now: datetime,
-    ) -> None:
-        """Move the batch's bookmarks past what this response settled, then save state."""
-        resume = next_resume_point(grid, call, starts, read_at=now, lookback=self.settings.lookback)
+    def _advance(self, bookmarks: SeriesBookmarks, answer: WindowAnswer, now: datetime) -> None:
+        """Move the batch's bookmarks past what this answer settled, then save state."""
+        call = answer.call
+        resume = next_resume_point(
+            answer.grid, call, answer.returned, read_at=now, lookback=self.settings.lookback
+        )
         if resume is None:
             return
-        unanswered = set(report.missing_ids)
+        unanswered = set(answer.report.missing_ids)
         for segment_id in call.segment_ids:
             if segment_id in unanswered:
                 continue  # nothing was emitted for it: moving on would skip its data
             current = bookmarks.resume_point(call.interval, segment_id, now=now)
             if current is None or current < resume:
                 bookmarks.set(call.interval, segment_id, resume)
-        self.state_manager.is_flushed = False
-        self._write_state_message()
+        self._write_state()
+
+    def _write_state(self) -> None:
+        """Write a STATE message now, through the tap's public state writer."""
+        self._tap.state_writer.write_state(self.tap_state)
 
 
 def _describe_call(call: ReportCall) -> str:
@@ -430,19 +550,3 @@ def _describe_call(call: ReportCall) -> str:
         f"{call.interval} {call.start.isoformat()} to {call.end.isoformat()}, "
         f"{len(call.segment_ids)} segments"
     )
-
-
-def _warn_about_ids(stream: KlaviyoStream, report: SeriesReport | ValuesReport) -> None:
-    if report.unexpected_ids:
-        stream.logger.warning(
-            "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
-            len(report.unexpected_ids),
-            ", ".join(report.unexpected_ids[:5]),
-        )
-    if report.missing_ids:
-        stream.logger.warning(
-            "Klaviyo returned nothing for %d requested segments (%s); their bookmarks stay, so "
-            "the next run asks again (check segment_ids if they no longer exist)",
-            len(report.missing_ids),
-            ", ".join(report.missing_ids[:5]),
-        )

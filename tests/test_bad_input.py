@@ -478,21 +478,6 @@ def test_unknown_fields_everywhere_are_accepted():
 
 
 @responses.activate
-def test_null_statistics_are_emitted_as_null_not_dropped():
-    stats = full_stats()
-    stats["total_members"][3] = None
-    stats["members_added"] = None
-    del stats["members_removed"]
-    responses.post(SERIES, json=series_doc([result(SID, **stats)]))
-    rows = run_series().records["segment_series"]
-    assert len(rows) == 9
-    assert rows[3]["total_members"] is None
-    assert rows[4]["total_members"] == 104
-    assert all(r["members_added"] is None for r in rows)
-    assert all("members_removed" in r and r["members_removed"] is None for r in rows)
-
-
-@responses.activate
 def test_segments_not_asked_for_are_skipped_with_a_warning():
     responses.post(
         SERIES,
@@ -503,28 +488,44 @@ def test_segments_not_asked_for_are_skipped_with_a_warning():
     assert "not asked for (Intruder9)" in outcome.logs
 
 
+def values_doc(*results):
+    return {"data": {"type": "segment-values-report", "attributes": {"results": list(results)}}}
+
+
+VALUES_STATS = {"members_added": 3, "members_removed": 1, "net_members_changed": 2}
+
+
 @responses.activate
-def test_values_report_with_extra_ids_and_nulls():
+def test_values_report_with_extra_ids_and_float_counts():
     responses.post(
         VALUES,
-        json={
-            "data": {
-                "type": "segment-values-report",
-                "attributes": {
-                    "results": [
-                        result(SID, total_members=79.0, members_added=None, extra="x"),
-                        result("Other1", total_members=5),
-                    ]
-                },
-            }
-        },
+        json=values_doc(
+            result(SID, total_members=79.0, **VALUES_STATS, extra="x"),
+            result("Other1", total_members=5),
+        ),
     )
     outcome = run_tap(api_config(), now=NOW_UTC, select=("segment_values",))
     rows = outcome.records["segment_values"]
     assert len(rows) == 1
     assert rows[0]["total_members"] == 79
-    assert rows[0]["members_added"] is None
+    assert rows[0]["members_added"] == 3
     assert "not asked for (Other1)" in outcome.logs
+
+
+@pytest.mark.parametrize("how", ["null", "missing"])
+@responses.activate
+def test_a_values_statistic_null_or_missing_fails_the_run_with_no_row(no_sleep, how):
+    stats = {"total_members": 79, **VALUES_STATS}
+    if how == "null":
+        stats["members_added"] = None
+    else:
+        del stats["members_added"]
+    responses.post(VALUES, json=values_doc(result(SID, **stats)))
+    stdout = io.StringIO()
+    with redirect_stdout(stdout), pytest.raises(MalformedResponseError) as raised:
+        run_tap(api_config(), now=NOW_UTC, select=("segment_values",))
+    assert f"statistic members_added of segment {SID} is {how}" in str(raised.value)
+    assert '"RECORD"' not in stdout.getvalue()
 
 
 BROKEN_BODIES = {
@@ -569,6 +570,42 @@ BROKEN_BODIES = {
         json.dumps(series_doc([result(SID, **full_stats())], date_times=[DAYS[0]] * 9)),
         200,
         "increasing order",
+    ),
+    # A row without a requested statistic would be written as final: never (issue 9).
+    "statistic-null-in-a-bucket": (
+        json.dumps(
+            series_doc([result(SID, **{**full_stats(), "total_members": [1, 2, None, *[3] * 6]})])
+        ),
+        200,
+        "is not a number: None",
+    ),
+    "statistic-null": (
+        json.dumps(series_doc([result(SID, **{**full_stats(), "members_added": None})])),
+        200,
+        f"statistic members_added of segment {SID} is null",
+    ),
+    "statistic-missing": (
+        json.dumps(
+            series_doc(
+                [result(SID, **{k: v for k, v in full_stats().items() if k != "members_removed"})]
+            )
+        ),
+        200,
+        f"statistic members_removed of segment {SID} is missing",
+    ),
+    "leading-buckets-missing": (
+        json.dumps(
+            series_doc(
+                [result(SID, **{k: v[2:] for k, v in full_stats().items()})], date_times=DAYS[2:]
+            )
+        ),
+        200,
+        "2 leading daily buckets",
+    ),
+    "empty-date-times": (
+        json.dumps(series_doc([result(SID, **full_stats(0))], date_times=[])),
+        200,
+        "date_times is empty",
     ),
     "duplicate-segment": (
         json.dumps(series_doc([result(SID, **full_stats()), result(SID, **full_stats())])),

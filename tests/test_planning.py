@@ -146,9 +146,11 @@ def test_reporting_anchor_floors_start_to_2023_06_01():
     assert reporting_anchor(datetime(2024, 5, 5, 13)) == datetime(2024, 5, 5)
 
 
-def test_monthly_grid_is_calendar_months_after_a_mid_month_anchor():
+def test_monthly_grid_is_calendar_months_from_the_month_that_holds_a_mid_month_anchor():
+    # The bucket that holds start_date is read whole (issue 9), so it starts at the 1st.
     grid = BucketGrid("monthly", datetime(2024, 3, 15))
-    assert grid.start(0) == datetime(2024, 3, 15)
+    assert grid.start(0) == datetime(2024, 3, 1)
+    assert not grid.truncated(0)
     assert grid.start(1) == datetime(2024, 4, 1)
     assert grid.index(datetime(2025, 1, 20)) == 10
     assert grid.end(0) == datetime(2024, 4, 1)
@@ -162,8 +164,8 @@ def test_weekly_grid_steps_seven_days_from_the_anchor():
 
 def test_in_progress_bucket_is_not_complete():
     grid = BucketGrid("daily", ANCHOR)
-    assert not bucket_is_complete(grid, datetime(2026, 11, 28), NOW)
-    assert bucket_is_complete(grid, datetime(2026, 11, 27), NOW)
+    assert not bucket_is_complete(grid, grid.index(datetime(2026, 11, 28)), NOW)
+    assert bucket_is_complete(grid, grid.index(datetime(2026, 11, 27)), NOW)
 
 
 def _call(grid: BucketGrid, start: datetime, end: datetime) -> ReportCall:
@@ -180,7 +182,7 @@ def _call(grid: BucketGrid, start: datetime, end: datetime) -> ReportCall:
 def test_resume_point_keeps_lookback_days_and_the_in_progress_bucket():
     grid = BucketGrid("daily", ANCHOR)
     call = _call(grid, datetime(2026, 11, 1), NOW)
-    starts = [grid.start(i) for i in range(call.first_bucket, call.last_bucket + 1)]
+    starts = list(range(call.first_bucket, call.last_bucket + 1))
     two_days = next_resume_point(grid, call, starts, read_at=NOW, lookback=timedelta(days=2))
     assert two_days == datetime(2026, 11, 26)
     none = next_resume_point(grid, call, starts, read_at=NOW, lookback=timedelta(0))
@@ -190,7 +192,7 @@ def test_resume_point_keeps_lookback_days_and_the_in_progress_bucket():
 def test_resume_point_after_an_old_window_skips_its_final_buckets():
     grid = BucketGrid("daily", ANCHOR)
     call = _call(grid, datetime(2024, 1, 1), datetime(2024, 3, 1))
-    starts = [grid.start(i) for i in range(call.first_bucket, call.last_bucket + 1)]
+    starts = list(range(call.first_bucket, call.last_bucket + 1))
     resume = next_resume_point(grid, call, starts, read_at=NOW, lookback=timedelta(days=2))
     assert resume == datetime(2024, 3, 1)
 
@@ -198,7 +200,7 @@ def test_resume_point_after_an_old_window_skips_its_final_buckets():
 def test_resume_point_never_passes_buckets_klaviyo_did_not_return():
     grid = BucketGrid("daily", ANCHOR)
     call = _call(grid, datetime(2024, 1, 1), datetime(2024, 3, 1))
-    starts = [datetime(2024, 1, 1) + timedelta(days=i) for i in range(10)]
+    starts = [grid.index(datetime(2024, 1, 1) + timedelta(days=i)) for i in range(10)]
     resume = next_resume_point(grid, call, starts, read_at=NOW, lookback=timedelta(days=2))
     assert resume == datetime(2024, 1, 11)
     assert next_resume_point(grid, call, [], read_at=NOW, lookback=timedelta(days=2)) is None

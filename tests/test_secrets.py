@@ -281,9 +281,14 @@ def test_redaction_masks_messages_arguments_and_tracebacks():
 # ----- the real command, DEBUG logging through singer-sdk's own switch --------------------------
 
 
+#: CLI runs use the real clock, the stand-in's is fixed at NOW_LOCAL: end before it, or the
+#: tap rightly calls the answer incomplete (it lacks the days after the stand-in's "now").
+CLI_END_DATE = "2026-11-27"
+
+
 def run_cli(tmp_path: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
     path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({"end_date": CLI_END_DATE, **config}))
     env = {**os.environ, "TAP_KLAVIYO_SEGMENTS_LOGLEVEL": "DEBUG"}
     return subprocess.run(
         [str(TAP_BIN), "--config", str(path), *args],
@@ -322,7 +327,7 @@ def test_cli_at_debug_never_prints_the_key(standin, tmp_path, key, script, ok):
 
 def test_cli_with_the_key_from_the_environment_never_prints_it(standin, tmp_path):
     """Meltano passes the key as TAP_KLAVIYO_SEGMENTS_API_KEY with --config ENV."""
-    config = config_for(standin)
+    config = config_for(standin, end_date=CLI_END_DATE)
     config.pop("api_key")
     config.pop("values_timeframes")
     path = tmp_path / "config.json"

@@ -238,6 +238,13 @@ def test_timeframe_keys(key, start, end):
             "monthly",
             "/data/attributes/interval",
         ),
+        # Klaviyo's own 400 for a weekly series over 52 weeks (see the API notes).
+        (
+            "2024-01-01T00:00:00+00:00",
+            "2024-12-30T00:00:01+00:00",
+            "weekly",
+            "/data/attributes/interval",
+        ),
         (
             "2024-01-01T00:00:00",
             "2024-01-02T00:00:00+00:00",
@@ -259,7 +266,7 @@ def test_window_errors(start, end, interval, pointer):
         ("2023-06-01T00:00:00-07:00", "2023-06-08T00:00:00Z", "hourly"),
         ("2024-01-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00", "daily"),
         ("2024-01-01T00:00:00+00:00", "2024-12-30T00:00:00+00:00", "monthly"),
-        ("2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00", "weekly"),
+        ("2024-01-01T00:00:00+00:00", "2024-12-30T00:00:00+00:00", "weekly"),
     ],
 )
 def test_window_limits_accepted(start, end, interval):
