@@ -26,6 +26,8 @@ class SyncResult:
     stdout: str
     tap: TapKlaviyoSegments
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: What ended a run made with ``allow_error=True`` (None when it ended well).
+    error: BaseException | None = None
 
     def __post_init__(self) -> None:
         for message in self.messages:
@@ -77,9 +79,14 @@ def run_tap(
     state: dict[str, Any] | None = None,
     now: datetime | None = None,
     select: tuple[str, ...] | None = None,
+    allow_error: bool = False,
 ) -> SyncResult:
-    """Sync all (or the selected) streams; ``now`` freezes the tap's clock."""
+    """Sync all (or the selected) streams; ``now`` freezes the tap's clock.
+
+    With ``allow_error`` a failing run returns what it wrote, with the exception in ``error``.
+    """
     stdout = io.StringIO()
+    error: BaseException | None = None
     with _captured_logs() as logs, contextlib.redirect_stdout(stdout):
         tap = TapKlaviyoSegments(config=config, state=copy.deepcopy(state) if state else None)
         if now is not None:
@@ -88,7 +95,12 @@ def run_tap(
         if select is not None:
             for name, stream in tap.streams.items():
                 stream.selected = name in select
-        tap.sync_all()
+        try:
+            tap.sync_all()
+        except Exception as exc:
+            if not allow_error:
+                raise
+            error = exc
     text = stdout.getvalue()
     messages = [json.loads(line) for line in text.splitlines() if line.strip()]
-    return SyncResult(messages=messages, logs=logs.getvalue(), stdout=text, tap=tap)
+    return SyncResult(messages=messages, logs=logs.getvalue(), stdout=text, tap=tap, error=error)
