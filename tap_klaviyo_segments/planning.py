@@ -241,11 +241,11 @@ def plan_series_calls(
 ) -> list[ReportCall]:
     """Plan the fewest series calls that bring every segment from its resume point to the end.
 
-    Windows are cut backwards from the bucket holding ``data_end``, so the newest window is
-    always full length: a daily run, whose segments all resume within the last few days,
-    then needs one call per 100 segments, and segments resuming at different points share
-    the windows they have in common. Calls come oldest window first, so a run stopped by the
-    daily budget leaves every segment with a contiguous history.
+    Windows are cut forward from the oldest resume point (see :func:`_windows`): a daily run,
+    whose segments all resume within the last few days, needs one call per 100 segments, and
+    segments resuming at different points share the windows they have in common. Calls come
+    oldest window first, so a run stopped by the daily budget leaves every segment with a
+    contiguous history, and the next run goes on from it in full windows.
     """
     if data_end <= grid.anchor:
         return []
@@ -257,8 +257,7 @@ def plan_series_calls(
     if not needed:
         return []
     calls: list[ReportCall] = []
-    windows = _windows(min(needed.values()), last, grid.span)
-    for window_first, window_last in reversed(list(windows)):
+    for window_first, window_last in _windows(min(needed.values()), last, grid.span):
         members = sorted(
             (idx, sid) for sid, idx in needed.items() if idx <= window_last
         )  # grouping similar resume points lets each batch start as late as it can
@@ -294,11 +293,18 @@ def _resume_index(grid: BucketGrid, point: datetime | None, last: int) -> int:
 
 
 def _windows(first: int, last: int, span: int) -> Iterator[tuple[int, int]]:
-    """Yield (first, last) bucket indexes of windows, newest first, covering first..last."""
-    window_last = last
-    while window_last >= first:
-        yield max(window_last - span + 1, first), window_last
-        window_last -= span
+    """Yield (first, last) bucket indexes of windows, oldest first, covering first..last.
+
+    Windows are cut forward from ``first`` (the oldest resume point), so a backfill that a
+    spent budget stopped goes on in full windows from where it stopped, whatever day it resumes
+    on; only the newest window may be short. A daily run, whose segments all resume within the
+    last few days, has a single window.
+    """
+    window_first = first
+    while window_first <= last:
+        window_last = min(window_first + span - 1, last)
+        yield window_first, window_last
+        window_first = window_last + 1
 
 
 def _call(
