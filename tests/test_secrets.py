@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinSettings
 from tap_klaviyo_segments.redaction import MASK, redact, register_secret
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config, run_tap
@@ -38,8 +38,8 @@ TAP_BIN = Path(sys.executable).with_name("tap-klaviyo-segments")
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(
+def standin_settings():
+    return StandinSettings(
         segment_count=3,
         seed=4,
         now=NOW_LOCAL,
@@ -47,13 +47,10 @@ def standin():
         api_key=CANARY,
         scopeless_api_key=SCOPELESS_CANARY,
     )
-    with StandinServer(settings) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
 def _fresh(standin):
-    standin.clear_log()
     standin.settings.faults.script.clear()
     yield
     standin.settings.faults.script.clear()
