@@ -14,6 +14,7 @@ reported as a wrong ``api_url`` instead of being retried for a minute.
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import random
 import time
@@ -25,6 +26,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+import backoff
 import requests
 import urllib3
 from singer_sdk.authenticators import APIKeyAuthenticator
@@ -45,7 +47,7 @@ from tap_klaviyo_segments.reports import MalformedReportError
 
 if TYPE_CHECKING:
     from backoff.types import Details
-    from singer_sdk.helpers.types import Context
+    from singer_sdk.helpers.types import Context, RequestFunc
 
     from tap_klaviyo_segments.settings import Settings
     from tap_klaviyo_segments.tap import TapKlaviyoSegments
@@ -384,6 +386,33 @@ class KlaviyoStream(RESTStream[Any]):
         return redact(
             f"{headline}: HTTP {response.status_code} on {self.path}: " + "; ".join(details)
         )
+
+    @override
+    def request_decorator(self, func: RequestFunc) -> RequestFunc:
+        """The SDK's retry, with backoff's own log lines at DEBUG.
+
+        :meth:`backoff_handler` already logs each retry once at WARNING, and a failure that
+        outlasts the retries ends the run with one ERROR line (see ``failure_line``); backoff's
+        "Backing off" and "Giving up" lines would say the same things a second time.
+        """
+        decorator: Callable[[RequestFunc], RequestFunc] = backoff.on_exception(
+            self.backoff_wait_generator,
+            (
+                ConnectionResetError,
+                RetriableAPIError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ),
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=self.logger,
+            backoff_log_level=logging.DEBUG,
+            giveup_log_level=logging.DEBUG,
+        )
+        return decorator(func)
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
