@@ -70,12 +70,14 @@ BAD_CONFIG = [
     ("api_key", "", ["api_key", "non-empty"]),
     ("api_key", "pk_live abc", ["api_key", "without spaces"]),
     ("api_key", None, ["api_key", "string"]),
+    ("api_key", "pk_cl\u00e9_0123456789", ["api_key", "HTTP header cannot carry", "character 6"]),
     ("start_date", 20240101, ["start_date", "string"]),
     ("start_date", "2024-13-01", ["start_date", "2024-01-31"]),
     ("start_date", "yesterday", ["start_date", "date-time"]),
     ("start_date", "2024/01/01", ["start_date", "date"]),
     ("end_date", "2024-02-30", ["end_date", "2024-01-31"]),
     ("end_date", "2023-01-01", ["start_date", "end_date", "before"]),
+    ("end_date", "2023-05-31", ["end_date", "before 2023-06-01", "leave it out"]),
     ("include_inactive_segments", "yes", ["include_inactive_segments", "boolean"]),
     ("lookback_days", -1, ["lookback_days", "minimum of 0"]),
     ("lookback_days", 1.5, ["lookback_days", "integer"]),
@@ -102,6 +104,7 @@ BAD_CONFIG = [
     ("segment_ids", ['ab"c'], ["segment_ids", "letters, digits"]),
     ("segment_ids", ["ab'c"], ["segment_ids", "letters, digits"]),
     ("segment_ids", ["AbC", "AbC"], ["segment_ids", "non-unique"]),
+    ("segment_ids", ["AbC", "Xyz", "AbC"], ["segment_ids", "'AbC' listed more than once"]),
     ("statistics", [], ["statistics", "non-empty"]),
     ("statistics", ["members"], ["statistics", "total_members", "net_members_changed"]),
     ("statistics", "total_members", ["statistics", "array"]),
@@ -181,3 +184,44 @@ def test_a_start_date_in_the_future_is_named_in_a_warning(logs):
 def test_a_null_optional_key_means_its_default(key):
     settings = parse_settings({"api_key": API_KEY, key: None})
     assert settings == parse_settings({"api_key": API_KEY})
+
+
+def test_repeated_segment_ids_are_named_not_the_whole_list(standin, tmp_path, logs):
+    ids = [f"Seg{n:05d}" for n in range(5000)] + ["Seg00042", "Seg04999"]
+    config = base_config(standin.url, segment_ids=ids, start_date="2026-11-01")
+    result = run_command(tmp_path, config)
+    assert result.exit_code != 0
+    errors = [m for m in logs.at(logging.ERROR) if m != "Config validation failed"]
+    assert len(errors) == 1, errors
+    assert "'Seg00042', 'Seg04999' listed more than once" in errors[0]
+    assert "Seg00041" not in errors[0]
+    assert len(errors[0]) < 300
+    assert standin.log == []
+
+
+def test_an_end_date_before_klaviyos_data_is_refused_even_after_an_early_start_date():
+    with pytest.raises(SettingsError) as raised:
+        parse_settings({"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-03-01"})
+    assert raised.value.errors == [
+        "end_date (2023-03-01) is before 2023-06-01, when Klaviyo's segment data begins, so the "
+        "run would report nothing: set end_date to a later day than start_date, or leave it out "
+        "to report up to now"
+    ]
+
+
+def test_an_end_date_on_the_first_data_day_is_accepted():
+    settings = parse_settings(
+        {"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-06-01"}
+    )
+    assert settings.end is not None
+
+
+def test_a_key_a_header_cannot_carry_never_reaches_http(standin, tmp_path, logs):
+    config = base_config(
+        standin.url, api_key="pk_\u2603snowman_0123456789", start_date="2026-11-01"
+    )
+    result = run_command(tmp_path, config)
+    assert result.exit_code != 0
+    assert "UnicodeEncodeError" not in result.output
+    assert not [r for r in logs.records if r.exc_info and "UnicodeEncodeError" in repr(r.exc_info)]
+    assert standin.log == []
