@@ -40,6 +40,15 @@ def redact(text: str) -> str:
     return text
 
 
+def cut(text: str, limit: int) -> str:
+    """``text`` masked, then cut to ``limit`` characters.
+
+    Masking comes first: a cut through the key would leave a prefix of it that :func:`redact`
+    no longer recognises.
+    """
+    return redact(text)[:limit]
+
+
 def contains_secret(text: str) -> bool:
     """Whether ``text`` holds a registered secret."""
     return any(secret in text for secret in _sorted_secrets())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -99,7 +100,13 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     end = _parse_day_or_time("end_date", config.get("end_date"), errors, end=True)
     if start is None:
         start = FIRST_DATA_DAY
-    if end is not None and end <= start:
+    if end is not None and end <= FIRST_DATA_DAY:
+        errors.append(
+            f"end_date ({config.get('end_date')}) is before 2023-06-01, when Klaviyo's segment "
+            "data begins, so the run would report nothing: set end_date to a later day than "
+            "start_date, or leave it out to report up to now"
+        )
+    elif end is not None and end <= start:
         errors.append(
             f"start_date ({config.get('start_date') or start.date().isoformat()}) must be before "
             f"end_date ({config.get('end_date')}); Klaviyo has no segment data before 2023-06-01"
@@ -146,11 +153,23 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
 
 
 def _check_api_key(value: Any, errors: list[str]) -> None:
-    """Reject what would break the header (and make requests quote the key in its error)."""
-    if isinstance(value, str) and any(c.isspace() or not c.isprintable() for c in value):
+    """Reject what would break the header (and make requests quote the key in its error).
+
+    Header values go out as Latin-1, and Klaviyo's keys are ASCII: anything else would end in a
+    UnicodeEncodeError deep inside http.client. The message never quotes the key.
+    """
+    if not isinstance(value, str):
+        return
+    if any(c.isspace() or not c.isprintable() for c in value):
         errors.append(
             "api_key must be the key alone (pk_...), without spaces, line breaks or control "
             "characters; a trailing newline from a secrets file is the usual cause"
+        )
+    elif not value.isascii():
+        position = next(i for i, c in enumerate(value) if not c.isascii()) + 1
+        errors.append(
+            f"api_key holds a character an HTTP header cannot carry (character {position} is "
+            "not ASCII); Klaviyo keys are pk_ and letters and digits: copy the key again"
         )
 
 
@@ -202,7 +221,16 @@ def _parse_segment_ids(value: Any, errors: list[str]) -> tuple[str, ...] | None:
             "segment_ids must list at least one id, or be left out to report on all segments"
         )
         return None
-    return tuple(dict.fromkeys(value))
+    repeated = [sid for sid, count in Counter(value).items() if count > 1]
+    if repeated:
+        shown = ", ".join(repr(sid) for sid in repeated[:10])
+        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        errors.append(
+            f"segment_ids has non-unique elements: {shown}{more} listed more than once; "
+            "list each id once"
+        )
+        return None
+    return tuple(value)
 
 
 def _parse_choices(

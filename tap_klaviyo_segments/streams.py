@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+import logging
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -22,7 +23,14 @@ from tap_klaviyo_segments.answers import (
     check_series_answer,
 )
 from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
-from tap_klaviyo_segments.client import KlaviyoReportStream, KlaviyoStream
+from tap_klaviyo_segments.client import (
+    KlaviyoAPIError,
+    KlaviyoReportStream,
+    KlaviyoStream,
+    ListingThrottledError,
+    MalformedResponseError,
+    ThrottledError,
+)
 from tap_klaviyo_segments.pacing import ReportBudgetSpent
 from tap_klaviyo_segments.planning import (
     INTERVALS,
@@ -60,21 +68,52 @@ def _statistic_properties() -> list[th.Property]:
     ]
 
 
-class _SameHostPaginator(BaseHATEOASPaginator):
-    """Follows ``links.next``, but only on the configured host: the key goes nowhere else."""
+class PaginationError(KlaviyoAPIError):
+    """``links.next`` never ends: the listing stops instead of looping for ever."""
 
-    def __init__(self, api_url: str) -> None:
+
+class _SameHostPaginator(BaseHATEOASPaginator):
+    """Follows ``links.next`` only on the configured host, each page at most once, up to a cap.
+
+    The key goes nowhere else; a cursor that cycles back to a page already read ends the
+    listing (every segment on the cycle was read once); a cursor that never repeats and never
+    ends stops at :attr:`max_pages` with an error.
+    """
+
+    #: 10,000 segments at Klaviyo's 10 a page: far past any real account.
+    max_pages = 1000
+
+    def __init__(self, api_url: str, logger: logging.Logger) -> None:
         super().__init__()
         self._origin = urlsplit(api_url)
+        self._logger = logger
+        self._seen: set[str] = set()
 
+    @override
     def get_next_url(self, response: requests.Response) -> str | None:
-        """The next page's URL, re-rooted on ``api_url`` if Klaviyo named another host."""
+        """The next page's URL, re-rooted on ``api_url``; None once a page would repeat."""
+        self._seen.add(response.url)
         links = response.json().get("links") or {}
         next_url = links.get("next") if isinstance(links, dict) else None
         if not next_url:
             return None
         parts = urlsplit(next_url)
-        return parts._replace(scheme=self._origin.scheme, netloc=self._origin.netloc).geturl()
+        url = parts._replace(scheme=self._origin.scheme, netloc=self._origin.netloc).geturl()
+        if url in self._seen:
+            self._logger.warning(
+                "Klaviyo's GET /api/segments links.next points back to a page already read "
+                "(after %d pages); the listing ends there, each segment emitted once",
+                self.count,
+            )
+            return None
+        if self.count >= self.max_pages:  # pages read so far, this one included
+            raise PaginationError(
+                f"GET /api/segments still had a next page after {self.max_pages} pages "
+                f"({self.max_pages * SEGMENTS_PAGE_SIZE} segments): its links.next seems to "
+                "never end; set segment_ids to report without listing the segments"
+            )
+        self._seen.add(url)
+        return url
 
 
 class SegmentsStream(KlaviyoStream):
@@ -95,10 +134,20 @@ class SegmentsStream(KlaviyoStream):
         th.Property("is_starred", th.BooleanType),
     ).to_dict()
 
+    #: Why the listing stopped early in this run (a long throttle), if it did.
+    throttled: str | None = None
+
+    @cached_property
+    def _emitted(self) -> set[str]:
+        """Ids emitted in this run: a page served twice must not emit its segments twice."""
+        return set()
+
+    @override
     def get_new_paginator(self) -> _SameHostPaginator:
         """Cursor pagination through absolute ``links.next`` URLs."""
-        return _SameHostPaginator(self.settings.api_url)
+        return _SameHostPaginator(self.settings.api_url, self.logger)
 
+    @override
     def get_url_params(
         self, context: Context | None, next_page_token: ParseResult | None
     ) -> dict[str, Any]:
@@ -113,6 +162,7 @@ class SegmentsStream(KlaviyoStream):
             params["filter"] = "equals(is_active,true)"
         return params
 
+    @override
     def get_http_request(self, *, page: Any) -> Any:
         """Use the next page's URL as Klaviyo gave it (its query holds the cursor)."""
         request = super().get_http_request(page=page)
@@ -120,15 +170,72 @@ class SegmentsStream(KlaviyoStream):
             request.url = page.next_page_token.geturl()
         return request
 
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        """Flatten JSON:API's ``attributes`` into the record."""
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """A 200 must be a JSON:API page; an HTML page (a proxy, a login wall) is retried."""
+        super().validate_response(response)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+            reason = "the body is not JSON"
+        else:
+            reason = "the body has no data list"
+        if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+            kind = response.headers.get("Content-Type") or "no Content-Type"
+            raise MalformedResponseError(
+                f"Klaviyo answered GET {self.path} with HTTP {response.status_code} but "
+                f"{reason} ({kind}): check api_url and any proxy in between",
+                response,
+            )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        """Every segment once; a long throttle ends the listing cleanly with what was read."""
+        try:
+            yield from super().get_records(context)
+        except (ListingThrottledError, ThrottledError) as exc:
+            self.throttled = self._throttle_reason(exc)
+            self.logger.warning(
+                "Stopping segments cleanly: %s. The segments read so far are emitted and state "
+                "is saved; the next run lists them again.",
+                self.throttled,
+            )
+
+    @override
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
+        """Flatten JSON:API's ``attributes`` into the record; a segment seen before is dropped."""
+        if row["id"] in self._emitted:
+            return None
+        self._emitted.add(row["id"])
         attributes = row.get("attributes") or {}
         return {"id": row["id"], **{name: attributes.get(name) for name in SEGMENT_FIELDS}}
 
     def list_ids(self, *, active_only: bool) -> list[str]:
-        """Ids of the segments to report on, without emitting any record."""
+        """Ids of the segments to report on, without emitting any record.
+
+        Raises :class:`ListingThrottledError` when Klaviyo throttles the listing for longer
+        than the tap waits (or did so earlier in this run).
+        """
+        if self.throttled is not None:
+            raise ListingThrottledError(self.throttled)
         context = {"active_only": True} if active_only else None
-        return [row["id"] for row in self.request_records(context)]
+        try:
+            return [row["id"] for row in self.request_records(context)]
+        except (ListingThrottledError, ThrottledError) as exc:
+            self.throttled = self._throttle_reason(exc)
+            raise ListingThrottledError(self.throttled) from None
+
+    def _throttle_reason(self, exc: Exception) -> str:
+        if isinstance(exc, ThrottledError):
+            wait = "none given" if exc.retry_after is None else f"{exc.retry_after:g} s"
+            return (
+                f"Klaviyo still throttled GET {self.path} after {self.settings.max_retries} "
+                f"retries (last Retry-After: {wait})"
+            )
+        return str(exc)
 
 
 class _ReportStream(KlaviyoReportStream):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import io
 import json
+import logging
+import os
+import signal
+import sys
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property
+from types import FrameType
 from typing import IO, Any, ClassVar
 
 import click
@@ -15,8 +22,10 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from typing_extensions import override
 
 from tap_klaviyo_segments.bookmarks import check_state, not_an_object
+from tap_klaviyo_segments.client import ApiContact, ListingThrottledError, failure_line
 from tap_klaviyo_segments.pacing import ReportGate
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
 from tap_klaviyo_segments.redaction import redact, register_secret
@@ -36,17 +45,17 @@ from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, Se
 def _string_list(
     description: str, *, choices: tuple[str, ...] = (), default: Any = None
 ) -> dict[str, Any]:
-    """A JSON schema for a non-empty list of strings, optionally from ``choices``."""
+    """A JSON schema for a non-empty list of strings, optionally from ``choices``.
+
+    A free-form list (ids) has no ``uniqueItems``: the schema's message would quote the whole
+    list (50 KB for 5,000 ids), while settings.py names just the repeated ids.
+    """
     items: dict[str, Any] = {"type": "string"}
+    schema: dict[str, Any] = {"type": "array", "items": items, "minItems": 1}
     if choices:
         items["enum"] = list(choices)
-    schema: dict[str, Any] = {
-        "type": "array",
-        "items": items,
-        "minItems": 1,
-        "uniqueItems": True,
-        "description": description,
-    }
+        schema["uniqueItems"] = True
+    schema["description"] = description
     if default is not None:
         schema["default"] = default
     return schema
@@ -239,6 +248,7 @@ class TapKlaviyoSegments(Tap):
         """The validated config, typed."""
         return parse_settings(self.config)
 
+    @override
     def load_state(self, state: dict[str, Any]) -> None:
         """Check an incoming STATE before the SDK merges it (see :func:`check_state`)."""
         try:
@@ -256,10 +266,13 @@ class TapKlaviyoSegments(Tap):
         super().load_state(checked)
 
     @classmethod
-    def invoke(  # type: ignore[override]
-        cls, *, state: IO[str] | None = None, **kwargs: Any
-    ) -> None:
-        """Read ``--state`` ourselves first, so a broken file gets a message, not a traceback."""
+    @override
+    def invoke(cls, *, state: IO[str] | None = None, **kwargs: Any) -> None:
+        """Run the tap; a failure ends in one ERROR line with its cause and fix, exit code 1.
+
+        ``--state`` is read here first, so a broken file gets a message, not a traceback. The
+        traceback of a failure is logged at DEBUG only.
+        """
         if state is not None:
             text = state.read()
             name = getattr(state, "name", "the --state file")
@@ -275,7 +288,35 @@ class TapKlaviyoSegments(Tap):
             if not isinstance(parsed, dict):
                 raise click.BadParameter(not_an_object(parsed), param_hint="'--state'")
             state = io.StringIO(text)
-        super().invoke(state=state, **kwargs)
+        _failed_stream.stream = None
+        try:
+            super().invoke(state=state, **kwargs)
+        except (ConfigValidationError, click.ClickException, click.exceptions.Exit):
+            raise  # the SDK's command and click already answer these in one message
+        except Exception as exc:
+            if isinstance(exc, BrokenPipeError):
+                _silence_stdout()
+            cls.logger.debug("The failure in full:", exc_info=True)
+            cls.logger.error("%s", failure_line(exc, _failed_stream.stream))
+            raise click.exceptions.Exit(1) from None
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Write the final STATE (the SDK does), then exit 128 + the signal's number.
+
+        The SDK exits 0, which a scheduler would record as a successful run.
+        """
+        code = 128 + signum
+        self.logger.warning(
+            "Interrupted by %s: the last STATE written covers every record emitted; exiting %d",
+            signal.Signals(signum).name,
+            code,
+        )
+        # ``_handle_termination`` is the SDK's (private) signal handler, installed for SIGINT
+        # and SIGTERM; it writes the final STATE and exits 0. Only its exit code changes here.
+        with contextlib.suppress(SystemExit):
+            super()._handle_termination(signum, frame)
+        raise SystemExit(code)
 
     @cached_property
     def report_gate(self) -> ReportGate:
@@ -286,7 +327,27 @@ class TapKlaviyoSegments(Tap):
             calls_per_second=settings.report_calls_per_second,
             calls_per_run=settings.report_calls_per_day,
             max_wait=settings.max_retry_wait_seconds,
+            sleep=self._announced_wait,
         )
+
+    def _announced_wait(self, seconds: float) -> None:
+        """The gate's sleep: a wait longer than the normal pace gets an INFO line and reason."""
+        if seconds > _LOGGED_WAIT_SECONDS:
+            gate = self.report_gate
+            if seconds > gate.spacing + 1:
+                reason = (
+                    "Klaviyo's last answer said RateLimit-Remaining 0 and gave a RateLimit-Reset "
+                    f"(capped at max_retry_wait_seconds={gate.max_wait:g})"
+                )
+            else:
+                reason = "to keep report_calls_per_minute / report_calls_per_second"
+            self.logger.info("Waiting %.0f s before the next report call: %s", seconds, reason)
+        time.sleep(seconds)
+
+    @cached_property
+    def api_contact(self) -> ApiContact:
+        """Whether the API answered yet in this run, shared by every stream's session."""
+        return ApiContact(self.settings.api_url)
 
     def report_segment_ids(self) -> list[str]:
         """The segments both report streams ask about (listed from Klaviyo once per run)."""
@@ -299,18 +360,83 @@ class TapKlaviyoSegments(Tap):
         segments = self.streams["segments"]
         assert isinstance(segments, SegmentsStream)
         active_only = not self.settings.include_inactive_segments
-        ids = tuple(dict.fromkeys(segments.list_ids(active_only=active_only)))
+        try:
+            listed = segments.list_ids(active_only=active_only)
+        except ListingThrottledError as stop:
+            self.logger.warning(
+                "Reporting on no segments this run: %s. State is saved; the next run lists them "
+                "again (set segment_ids to report without the listing)",
+                stop,
+            )
+            return ()
+        ids = tuple(dict.fromkeys(listed))
         self.logger.info("Reporting on %d %ssegments", len(ids), "active " if active_only else "")
         return ids
 
+    @override
     def discover_streams(self) -> list[Stream]:
         """Segments first; values before series, so a backfill never starves today's values."""
-        return [SegmentsStream(self), SegmentValuesStream(self), SegmentSeriesStream(self)]
+        streams: list[Stream] = [
+            SegmentsStream(self),
+            SegmentValuesStream(self),
+            SegmentSeriesStream(self),
+        ]
+        for stream in streams:
+            stream.logger.addFilter(_failed_stream)
+        return streams
 
-    def load_streams(self) -> list[Stream]:
-        """Keep :meth:`discover_streams` order (the SDK sorts by name): it is the sync order."""
-        order = [stream.name for stream in self.discover_streams()]
-        return sorted(super().load_streams(), key=lambda stream: order.index(stream.name))
+    @property
+    @override
+    def streams(self) -> dict[str, Stream]:
+        """The streams in sync order, segments, segment_values, segment_series.
+
+        The SDK's ``load_streams`` (final) sorts them by name; ``sync_all`` and the catalog
+        follow this mapping, so it is reordered here, after the SDK built and cached it.
+        """
+        loaded = super().streams
+        return {name: loaded[name] for name in _SYNC_ORDER if name in loaded} | loaded
+
+
+#: The sync order (see ``TapKlaviyoSegments.streams``).
+_SYNC_ORDER = (SegmentsStream.name, SegmentValuesStream.name, SegmentSeriesStream.name)
+
+#: Waits up to this long are the normal pace of report calls and get no log line.
+_LOGGED_WAIT_SECONDS = 5.0
+
+
+class _FailedStream(logging.Filter):
+    """Remembers which stream failed, and turns the SDK's bare notice of it into DEBUG.
+
+    singer-sdk logs "An unhandled error occurred while syncing '<stream>'" at ERROR before the
+    failure reaches :meth:`TapKlaviyoSegments.invoke`, which ends the run with the one ERROR
+    line that names the cause and the fix (and the stream, taken from here).
+    """
+
+    #: The SDK's message, as its ``Stream.sync`` logs it.
+    NOTICE = "An unhandled error occurred while syncing '%s'"
+
+    stream: str | None = None
+
+    @override
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.NOTICE and record.levelno == logging.ERROR:
+            args = record.args if isinstance(record.args, tuple) else ()
+            self.stream = str(args[0]) if args else None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_failed_stream = _FailedStream()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and flushing at exit would fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 if __name__ == "__main__":

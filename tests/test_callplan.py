@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinSettings
 from tap_klaviyo_segments.callplan import main, plan_sync, plan_to_dict, render_text
 from tap_klaviyo_segments.planning import minimum_series_calls
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
@@ -23,15 +23,8 @@ VALUES = "/api/segment-values-reports"
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(segment_count=130, seed=11, now=NOW_LOCAL, rate_limits_enabled=False)
-    with StandinServer(settings) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean_log(standin):
-    standin.clear_log()
+def standin_settings():
+    return StandinSettings(segment_count=130, seed=11, now=NOW_LOCAL, rate_limits_enabled=False)
 
 
 def plan_for(config, state=None, select=None):

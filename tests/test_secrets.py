@@ -13,6 +13,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinSettings
 from tap_klaviyo_segments.redaction import MASK, redact, register_secret
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import base_config, run_tap
@@ -38,8 +39,8 @@ TAP_BIN = Path(sys.executable).with_name("tap-klaviyo-segments")
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(
+def standin_settings():
+    return StandinSettings(
         segment_count=3,
         seed=4,
         now=NOW_LOCAL,
@@ -47,13 +48,10 @@ def standin():
         api_key=CANARY,
         scopeless_api_key=SCOPELESS_CANARY,
     )
-    with StandinServer(settings) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
 def _fresh(standin):
-    standin.clear_log()
     standin.settings.faults.script.clear()
     yield
     standin.settings.faults.script.clear()
@@ -371,3 +369,132 @@ def test_in_process_tap_masks_the_key_it_was_given():
     key = f"pk_canary_fresh_{uuid.uuid4().hex}"
     TapKlaviyoSegments(config={"api_key": key, "api_url": "http://127.0.0.1:9"})
     assert redact(f"x{key}x") == f"x{MASK}x"
+
+
+# ----- issue 11's messages: cut texts, unreachable hosts, redirects, odd bodies -------------------
+
+
+def _prefixes(canary: str) -> list[str]:
+    """Every piece of the key long enough to tell it apart from the other canaries."""
+    return [canary[:n] for n in range(len("pk_canary_") + 4, len(canary) + 1)]
+
+
+@responses.activate
+def test_a_key_straddling_the_cut_leaves_no_prefix_behind(capfd, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    url = "http://127.0.0.1:9/api/segment-series-reports"
+    body = "<html>" + "x" * 280 + f" {CANARY} </html>"  # the key crosses character 300
+    responses.post(url, status=400, body=body)
+    config = base_config(
+        "http://127.0.0.1:9", api_key=CANARY, segment_ids=["AbC123"], start_date="2026-11-20"
+    )
+    outcome = run_captured(capfd, config, select=("segment_series",))
+    assert outcome.error is not None
+    assert "HTTP 400" in str(outcome.error)
+    for prefix in _prefixes(CANARY):
+        assert prefix not in outcome.text, f"{len(prefix)} characters of the key leaked"
+
+
+def test_the_final_error_line_masks_before_it_cuts():
+    from tap_klaviyo_segments.client import failure_line
+
+    register_secret(CANARY)
+    line = failure_line(RuntimeError("y" * 590 + CANARY))
+    assert all(prefix not in line for prefix in _prefixes(CANARY))
+    line = failure_line(ValueError(f"header Klaviyo-API-Key {CANARY}"), "segments")
+    assert MASK in line
+    assert CANARY not in line
+
+
+def _edge_scenarios():
+    from tests.edge_server import send
+
+    def echo(handler) -> str:
+        return handler.headers.get("Authorization", "")
+
+    return {
+        "html-on-200": lambda edge: (
+            lambda h: send(
+                h,
+                200,
+                body=f"<html>{echo(h)}</html>".encode(),
+                headers={"Content-Type": "text/html"},
+            )
+        ),
+        "redirect-off-host": lambda edge: (
+            lambda h: send(
+                h, 302, {}, headers={"Location": f"http://localhost:1/x?k={echo(h)[16:]}"}
+            )
+        ),
+        "redirect-same-host-loop": lambda edge: (
+            lambda h: send(h, 302, {}, headers={"Location": f"/api/segments?k={echo(h)[16:]}"})
+        ),
+        "429-long": lambda edge: (
+            lambda h: send(
+                h, 429, {"errors": [{"detail": f"slow {echo(h)}"}]}, headers={"Retry-After": "9999"}
+            )
+        ),
+    }
+
+
+@pytest.mark.parametrize("scenario", list(_edge_scenarios()))
+def test_cli_at_debug_never_prints_the_key_on_the_http_edges(tmp_path, scenario, monkeypatch):
+    from tests.edge_server import EdgeServer
+
+    with EdgeServer() as edge:
+        edge.routes[("GET", "/api/segments")] = _edge_scenarios()[scenario](edge)
+        config = base_config(
+            edge.url,
+            api_key=CANARY,
+            max_retries=1,
+            retry_initial_wait_seconds=0.01,
+            max_retry_wait_seconds=5,
+        )
+        proc = run_cli(tmp_path, config)
+    assert "DEBUG" in proc.stderr
+    for canary in ALL_CANARIES:
+        assert canary not in proc.stdout + proc.stderr
+    if scenario != "429-long":
+        assert proc.returncode != 0
+        errors = [line for line in proc.stderr.splitlines() if "| ERROR" in line]
+        assert len(errors) == 1, errors
+
+
+def test_the_page_cap_error_never_shows_the_key(capfd, monkeypatch):
+    from tap_klaviyo_segments.streams import _SameHostPaginator
+    from tests.edge_server import EdgeServer, segments_page, send
+
+    monkeypatch.setattr(_SameHostPaginator, "max_pages", 3)
+    with EdgeServer() as edge:
+
+        def listing(handler):
+            key = handler.headers.get("Authorization", "")[16:]
+            next_url = f"{edge.url}/api/segments?c={time.monotonic_ns()}&k={key}"
+            send(handler, 200, segments_page(["s1"], next_url))
+
+        edge.routes[("GET", "/api/segments")] = listing
+        config = base_config(edge.url, api_key=CANARY, segment_ids=["AbC123"])
+        outcome = run_captured(capfd, config, select=("segments",))
+    assert "after 3 pages" in str(outcome.error)
+    assert "/api/segments?c=" in outcome.logs, "the URLs holding the key were logged, masked"
+    assert_no_canary(outcome)
+
+
+def test_cli_at_debug_never_prints_the_key_when_api_url_is_unreachable(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = run_cli(tmp_path, base_config(f"http://127.0.0.1:{port}", api_key=CANARY))
+    assert proc.returncode == 1
+    assert "cannot be reached" in proc.stderr
+    assert CANARY not in proc.stdout + proc.stderr
+
+
+def test_a_key_a_header_cannot_carry_is_refused_without_quoting_it(capfd):
+    key = f"{CANARY}\u00e9"
+    outcome = run_captured(capfd, {"api_key": key, "api_url": "http://127.0.0.1:9"})
+    assert outcome.error is not None
+    assert any("cannot carry" in e for e in getattr(outcome.error, "errors", []))
+    assert CANARY not in outcome.text

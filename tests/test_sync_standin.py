@@ -18,15 +18,8 @@ NOW_UTC = NOW_LOCAL.replace(tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(segment_count=12, seed=3, now=NOW_LOCAL, rate_limits_enabled=False)
-    with StandinServer(settings) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean_log(standin):
-    standin.clear_log()
+def standin_settings():
+    return StandinSettings(segment_count=12, seed=3, now=NOW_LOCAL, rate_limits_enabled=False)
 
 
 def series_calls(server) -> list:

@@ -1,0 +1,172 @@
+"""The real command: every fatal error ends with one ERROR line naming cause and fix, exit 1.
+
+Tracebacks appear only at DEBUG. SIGINT and SIGTERM end with STATE last and exit 130 and 143,
+so a scheduler does not record an interrupted run as a success. Each test runs
+``python -m tap_klaviyo_segments.tap`` against a server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from klaviyo_standin import FaultSettings, StandinServer, StandinSettings
+from tests.edge_server import EdgeServer, send
+from tests.tap_runner import base_config
+
+NOW_LOCAL = datetime(2026, 11, 28, 10, 30)
+COMMAND = [sys.executable, "-m", "tap_klaviyo_segments.tap"]
+
+
+def write_config(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_cli(tmp_path: Path, config: dict, *, debug: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_SEGMENTS_")}
+    if debug:
+        env["TAP_KLAVIYO_SEGMENTS_LOGLEVEL"] = "DEBUG"
+    return subprocess.run(
+        [*COMMAND, "--config", str(write_config(tmp_path, config))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "| ERROR" in line]
+
+
+def assert_one_clear_error(proc: subprocess.CompletedProcess, *words: str) -> str:
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = error_lines(proc.stderr)
+    assert len(errors) == 1, errors
+    last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+    assert last == errors[0], "the ERROR line is the last word"
+    for word in words:
+        assert word in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def standin_settings():
+    return StandinSettings(segment_count=3, seed=11, now=NOW_LOCAL, rate_limits_enabled=False)
+
+
+def test_a_401_is_one_error_line_without_a_traceback(standin, tmp_path):
+    config = base_config(standin.url, api_key="pk_wrong_0123456789", start_date="2026-11-20")
+    line = assert_one_clear_error(run_cli(tmp_path, config), "HTTP 401", "set api_key")
+    assert "Stream segments failed" in line
+
+
+def test_a_403_names_the_scope(standin, tmp_path):
+    key = standin.settings.scopeless_api_key
+    config = base_config(standin.url, api_key=key, start_date="2026-11-20")
+    assert_one_clear_error(run_cli(tmp_path, config), "HTTP 403", "segments:read")
+
+
+def test_the_traceback_is_there_at_debug(standin, tmp_path):
+    config = base_config(standin.url, api_key="pk_wrong_0123456789", start_date="2026-11-20")
+    proc = run_cli(tmp_path, config, debug=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr
+    errors = error_lines(proc.stderr)
+    assert len(errors) == 1, errors
+    assert "set api_key" in errors[0]
+
+
+def test_connection_refused_is_one_line_and_quick(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = base_config(f"http://127.0.0.1:{port}", max_retries=5, retry_initial_wait_seconds=1)
+    started = time.monotonic()
+    proc = run_cli(tmp_path, config)
+    assert_one_clear_error(proc, "cannot be reached", "stand-in may not be running")
+    assert time.monotonic() - started < 15, "no minute of retries"
+    assert "Retrying" not in proc.stderr
+
+
+def test_html_from_segments_is_one_line_that_says_what_to_check(tmp_path):
+    with EdgeServer() as edge:
+        edge.routes[("GET", "/api/segments")] = lambda h: send(
+            h, 200, body=b"<html>sign in</html>", headers={"Content-Type": "text/html"}
+        )
+        config = base_config(edge.url, max_retries=1, retry_initial_wait_seconds=0.01)
+        assert_one_clear_error(run_cli(tmp_path, config), "not JSON", "check api_url")
+
+
+def _slow_standin() -> StandinServer:
+    settings = StandinSettings(
+        segment_count=30,
+        seed=3,
+        now=NOW_LOCAL,
+        rate_limits_enabled=False,
+        faults=FaultSettings(slow_rate=1.0, slow_seconds=0.05),
+    )
+    return StandinServer(settings)
+
+
+def test_a_target_that_stops_reading_gets_one_line_about_the_broken_pipe(tmp_path):
+    with _slow_standin() as server:
+        config = base_config(server.url, start_date="2025-01-01", series_intervals=["daily"])
+        process = subprocess.Popen(
+            [*COMMAND, "--config", str(write_config(tmp_path, config))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.stdout.close()  # the target is gone
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    errors = error_lines(stderr)
+    assert len(errors) == 1, errors
+    assert "the target stopped reading" in errors[0]
+    assert "An unhandled error occurred" not in stderr
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_run_ends_with_state_last_and_a_non_zero_exit(tmp_path, signum, code):
+    with _slow_standin() as server:
+        config = base_config(server.url, start_date="2025-01-01", series_intervals=["daily"])
+        process = subprocess.Popen(
+            [*COMMAND, "--config", str(write_config(tmp_path, config))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            message = json.loads(line)
+            if message["type"] == "RECORD" and message["stream"] == "segment_series":
+                process.send_signal(signum)
+                break
+        rest, stderr = process.communicate(timeout=60)
+    lines += rest.splitlines()
+    messages = [json.loads(line) for line in lines if line.strip()]
+    assert process.returncode == code, stderr[-3000:]
+    assert messages[-1]["type"] == "STATE"
+    assert "Traceback" not in stderr
+    assert f"Interrupted by {signal.Signals(signum).name}" in stderr
+    assert f"exiting {code}" in stderr
