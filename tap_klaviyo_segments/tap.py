@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import io
 import json
@@ -14,7 +15,11 @@ import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.helpers.capabilities import (
+    EMIT_ACTIVATE_VERSION_CONFIG,
+    CapabilitiesEnum,
+    PluginCapabilities,
+)
 
 from tap_klaviyo_segments.bookmarks import check_state, not_an_object
 from tap_klaviyo_segments.pacing import ReportGate
@@ -158,6 +163,15 @@ def _config_schema() -> dict[str, Any]:
             "Timeframe keys of segment_values.", choices=TIMEFRAME_KEYS, default=["last_30_days"]
         ),
     )
+    for spec in properties["properties"].values():
+        if "number" in spec.get("type", []):
+            # singer-sdk passes a number setting's environment value (--config ENV) on as text,
+            # and Meltano does for `kind: string`: parse_settings reads numeric strings, with the
+            # bounds written here, for both forms.
+            spec["type"] = ["number", "string", "null"]
+    # --about advertises activate-version (a singer-sdk capability of every tap), whose setting
+    # singer-sdk 0.54 does not add to the schema, so `additionalProperties: false` rejected it.
+    properties["properties"].update(copy.deepcopy(EMIT_ACTIVATE_VERSION_CONFIG["properties"]))
     properties["additionalProperties"] = False
     return properties
 
@@ -195,7 +209,7 @@ class TapKlaviyoSegments(Tap):
         if errors:
             return errors
         try:
-            settings = parse_settings(self.config)
+            settings = parse_settings(self.config, self.config_jsonschema)
         except SettingsError as exc:
             if raise_errors:
                 raise ConfigValidationError(
@@ -218,8 +232,16 @@ class TapKlaviyoSegments(Tap):
         return errors
 
     def _clearer(self, errors: list[str]) -> list[str]:
-        """Schema errors without the key's value, and unknown keys with the ones accepted."""
-        known = list(self.config_jsonschema.get("properties", {}))
+        """Schema errors without the key's value, and unknown keys with the ones accepted.
+
+        Known keys are the tap's own plus whatever the installed singer-sdk adds for its
+        capabilities (stream maps, flattening, ...; 0.55 fills in defaults of its own, such as
+        ``emit_activate_version_messages``), asked of the SDK rather than listed here.
+        """
+        own = list(_config_schema()["properties"])
+        with_builtins = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(with_builtins)
+        known = [*own, *(key for key in with_builtins.get("properties", {}) if key not in own)]
         unknown = [key for key in self.config if key not in known]
         clearer = []
         for error in errors:
@@ -228,7 +250,8 @@ class TapKlaviyoSegments(Tap):
                     close = difflib.get_close_matches(key, known, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     clearer.append(
-                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(known)}"
+                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(own)} "
+                        f"(and singer-sdk's {', '.join(known[len(own) :])})"
                     )
             else:
                 clearer.append(redact(error))
@@ -237,7 +260,7 @@ class TapKlaviyoSegments(Tap):
     @cached_property
     def settings(self) -> Settings:
         """The validated config, typed."""
-        return parse_settings(self.config)
+        return parse_settings(self.config, self.config_jsonschema)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Check an incoming STATE before the SDK merges it (see :func:`check_state`)."""
