@@ -39,7 +39,7 @@ from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, Se
 
 
 def _string_list(
-    description: str, *, choices: tuple[str, ...] = (), default: Any = None
+    title: str, description: str, *, choices: tuple[str, ...] = (), default: Any = None
 ) -> dict[str, Any]:
     """A JSON schema for a non-empty list of strings, optionally from ``choices``."""
     items: dict[str, Any] = {"type": "string"}
@@ -50,6 +50,7 @@ def _string_list(
         "items": items,
         "minItems": 1,
         "uniqueItems": True,
+        "title": title,
         "description": description,
     }
     if default is not None:
@@ -62,6 +63,7 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "api_key",
             th.StringType(min_length=1),
+            title="API Key",
             required=True,
             secret=True,
             description="Klaviyo private API key with the segments:read scope.",
@@ -69,6 +71,7 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "start_date",
             th.StringType,
+            title="Start Date",
             default=FIRST_DATA_DAY.date().isoformat(),
             description="First day to report (date or date-time, account time). "
             "Klaviyo has no data before 2023-06-01; earlier values are raised to it.",
@@ -76,91 +79,117 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "end_date",
             th.StringType,
+            title="End Date",
             description="Last day to report (a date includes that whole day). Default: now.",
         ),
         th.Property(
             "include_inactive_segments",
             th.BooleanType,
+            title="Include Inactive Segments",
             default=False,
             description="Without segment_ids, also report inactive segments.",
         ),
         th.Property(
             "lookback_days",
             th.IntegerType(minimum=0),
+            title="Lookback Days",
             default=2,
             description="Recent days re-read on each run, since Klaviyo revises them.",
         ),
         th.Property(
             "account_timezone",
             th.StringType,
+            title="Account Timezone",
             default="UTC",
             description="The Klaviyo account's IANA timezone; Klaviyo reads timeframes in it.",
         ),
         th.Property(
             "revision",
             th.StringType,
+            title="API Revision",
             default=DEFAULT_REVISION,
             description="Klaviyo API revision header.",
         ),
         th.Property(
             "api_url",
             th.StringType,
+            title="API URL",
             default=DEFAULT_API_URL,
             description="Base URL of the Klaviyo API (https, or http to a loopback stand-in).",
         ),
         th.Property(
             "report_calls_per_minute",
             th.NumberType(exclusive_minimum=0),
+            title="Report Calls per Minute",
             default=2,
             description="Pace of report calls (Klaviyo's steady limit is 2 a minute).",
         ),
         th.Property(
             "report_calls_per_second",
             th.NumberType(exclusive_minimum=0),
+            title="Report Calls per Second",
             default=1,
             description="Burst cap of report calls (Klaviyo's is 1 a second).",
         ),
         th.Property(
             "report_calls_per_day",
             th.IntegerType(minimum=0),
+            title="Daily Report Call Budget",
             default=225,
             description="Most report calls one run makes; then it stops cleanly with state saved.",
         ),
         th.Property(
             "max_retry_wait_seconds",
             th.NumberType(minimum=0),
+            title="Longest Retry Wait (s)",
             default=300,
             description="Longest Retry-After the tap waits; a longer one stops the run cleanly.",
         ),
         th.Property(
             "request_timeout",
             th.NumberType(exclusive_minimum=0),
+            title="Request Timeout (s)",
             default=60,
             description="Seconds per HTTP request.",
         ),
         th.Property(
             "max_retries",
             th.IntegerType(minimum=0),
+            title="Max Retries",
             default=5,
-            description="Retries of a 5xx, timeout, dropped connection or 429.",
+            description="Retries of a 5xx, timeout, dropped connection, malformed body or 429.",
         ),
         th.Property(
             "retry_initial_wait_seconds",
             th.NumberType(minimum=0),
+            title="First Retry Wait (s)",
             default=2,
             description="First backoff wait; it doubles on each retry (429s wait Retry-After).",
         ),
     ).to_dict()
     properties["properties"].update(
-        segment_ids=_string_list("Segments to report on. Default: all active segments."),
+        segment_ids=_string_list(
+            "Segment IDs", "Segments to report on. Default: all active segments."
+        ),
         statistics=_string_list(
-            "Statistics to extract.", choices=STATISTICS, default=list(STATISTICS)
+            "Statistics",
+            "Statistics to extract (total_members, members_added, members_removed, "
+            "net_members_changed).",
+            choices=STATISTICS,
+            default=list(STATISTICS),
         ),
         series_intervals=_string_list(
-            "Intervals of segment_series.", choices=INTERVALS, default=["daily"]
+            "Series Intervals",
+            "Intervals of segment_series (hourly, daily, weekly, monthly).",
+            choices=INTERVALS,
+            default=["daily"],
         ),
         values_timeframes=_string_list(
-            "Timeframe keys of segment_values.", choices=TIMEFRAME_KEYS, default=["last_30_days"]
+            "Values Timeframes",
+            "Klaviyo timeframe keys of segment_values (last_30_days, last_7_days, this_month, "
+            "...).",
+            choices=TIMEFRAME_KEYS,
+            default=["last_30_days"],
         ),
     )
     for spec in properties["properties"].values():
