@@ -8,11 +8,13 @@ config into values the streams can use without re-parsing.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -87,17 +89,24 @@ class Settings:
         return local.replace(tzinfo=self.timezone).isoformat()
 
 
-def parse_settings(config: Mapping[str, Any]) -> Settings:
+def parse_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Settings:
     """Build :class:`Settings` from a config, collecting every problem before failing.
 
-    A key set to null means "use the default" (the schema allows null for optional keys).
+    ``schema`` is the tap's config schema, the one place defaults and numeric bounds are written
+    (passed in because that schema is built from this module's constants). A key set to null
+    means "use the default" (the schema allows null for optional keys).
     """
+    properties: Mapping[str, Any] = schema.get("properties", {})
     config = {key: value for key, value in config.items() if value is not None}
+
+    def get(key: str) -> Any:
+        return config.get(key, properties.get(key, {}).get("default"))
+
     errors: list[str] = []
     _check_api_key(config.get("api_key"), errors)
-    tz = _parse_timezone(config.get("account_timezone", "UTC"), errors)
-    start = _parse_day_or_time("start_date", config.get("start_date"), errors, end=False)
-    end = _parse_day_or_time("end_date", config.get("end_date"), errors, end=True)
+    tz = _parse_timezone(get("account_timezone"), errors)
+    start = _parse_day_or_time("start_date", get("start_date"), errors, end=False)
+    end = _parse_day_or_time("end_date", get("end_date"), errors, end=True)
     if start is None:
         start = FIRST_DATA_DAY
     if end is not None and end <= FIRST_DATA_DAY:
@@ -111,23 +120,21 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
             f"start_date ({config.get('start_date') or start.date().isoformat()}) must be before "
             f"end_date ({config.get('end_date')}); Klaviyo has no segment data before 2023-06-01"
         )
-    segment_ids = _parse_segment_ids(config.get("segment_ids"), errors)
-    api_url = _parse_api_url(config.get("api_url", DEFAULT_API_URL), errors)
-    revision = str(config.get("revision", DEFAULT_REVISION))
+    segment_ids = _parse_segment_ids(get("segment_ids"), errors)
+    api_url = _parse_api_url(get("api_url"), errors)
+    revision = str(get("revision"))
     if not _REVISION.match(revision):
         errors.append(
             f"revision must look like YYYY-MM-DD (e.g. {DEFAULT_REVISION}), not {revision!r}"
         )
-    statistics = _parse_choices("statistics", config.get("statistics"), STATISTICS, errors)
-    intervals = _parse_choices(
-        "series_intervals", config.get("series_intervals", ["daily"]), INTERVALS, errors
-    )
+    statistics = _parse_choices("statistics", get("statistics"), STATISTICS, errors)
+    intervals = _parse_choices("series_intervals", get("series_intervals"), INTERVALS, errors)
     timeframes = _parse_choices(
-        "values_timeframes",
-        config.get("values_timeframes", ["last_30_days"]),
-        TIMEFRAME_KEYS,
-        errors,
+        "values_timeframes", get("values_timeframes"), TIMEFRAME_KEYS, errors
     )
+    numbers = {
+        key: _parse_number(key, get(key), properties.get(key, {}), errors) for key in _NUMBER_KEYS
+    }
     if errors:
         raise SettingsError(errors)
     return Settings(
@@ -135,21 +142,77 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         start=start,
         end=end,
         segment_ids=segment_ids,
-        include_inactive_segments=bool(config.get("include_inactive_segments", False)),
+        include_inactive_segments=bool(get("include_inactive_segments")),
         statistics=statistics,
         series_intervals=intervals,
         values_timeframes=timeframes,
-        lookback=timedelta(days=int(config.get("lookback_days", 2))),
+        lookback=timedelta(days=int(numbers["lookback_days"])),
         revision=revision,
         api_url=api_url,
-        report_calls_per_minute=float(config.get("report_calls_per_minute", 2)),
-        report_calls_per_second=float(config.get("report_calls_per_second", 1)),
-        report_calls_per_day=int(config.get("report_calls_per_day", 225)),
-        max_retry_wait_seconds=float(config.get("max_retry_wait_seconds", 300)),
-        request_timeout=float(config.get("request_timeout", 60)),
-        max_retries=int(config.get("max_retries", 5)),
-        retry_initial_wait_seconds=float(config.get("retry_initial_wait_seconds", 2)),
+        report_calls_per_minute=float(numbers["report_calls_per_minute"]),
+        report_calls_per_second=float(numbers["report_calls_per_second"]),
+        report_calls_per_day=int(numbers["report_calls_per_day"]),
+        max_retry_wait_seconds=float(numbers["max_retry_wait_seconds"]),
+        request_timeout=float(numbers["request_timeout"]),
+        max_retries=int(numbers["max_retries"]),
+        retry_initial_wait_seconds=float(numbers["retry_initial_wait_seconds"]),
     )
+
+
+#: The numeric settings. Each may arrive as a JSON number or, from ``--config ENV`` (singer-sdk
+#: passes a number setting's environment value on as text), as a numeric string.
+_NUMBER_KEYS = (
+    "lookback_days",
+    "report_calls_per_minute",
+    "report_calls_per_second",
+    "report_calls_per_day",
+    "max_retry_wait_seconds",
+    "request_timeout",
+    "max_retries",
+    "retry_initial_wait_seconds",
+)
+
+
+def _parse_number(key: str, value: Any, spec: Mapping[str, Any], errors: list[str]) -> float | int:
+    """A number or numeric string, checked against the schema's type and bounds for ``key``.
+
+    The schema also lets strings through (an environment value is text), so the bounds a JSON
+    schema checks only on numbers are checked here for both forms, from the same schema.
+    """
+    whole = "integer" in _types(spec)
+    kind = "a whole number" if whole else "a number"
+    bounds = []
+    if "minimum" in spec:
+        bounds.append(f">= {spec['minimum']}")
+    if "exclusiveMinimum" in spec:
+        bounds.append(f"> {spec['exclusiveMinimum']}")
+    expected = f"{kind} {' and '.join(bounds)}".strip()
+    number: float | int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int | float | Decimal):  # singer-sdk reads JSON fractions as Decimal
+        number = value if isinstance(value, int) else float(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip()) if whole else float(value.strip())
+        except ValueError:
+            number = None
+    if number is not None and not math.isfinite(number):
+        number = None
+    if number is None or (whole and not float(number).is_integer()):
+        errors.append(f"{key} must be {expected}, not {value!r}")
+        return 0
+    if ("minimum" in spec and number < spec["minimum"]) or (
+        "exclusiveMinimum" in spec and number <= spec["exclusiveMinimum"]
+    ):
+        errors.append(f"{key} must be {expected}, not {value!r}")
+        return 0
+    return int(number) if whole else number
+
+
+def _types(spec: Mapping[str, Any]) -> list[str]:
+    kinds = spec.get("type", [])
+    return [kinds] if isinstance(kinds, str) else list(kinds)
 
 
 def _check_api_key(value: Any, errors: list[str]) -> None:

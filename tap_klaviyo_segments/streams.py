@@ -57,7 +57,7 @@ SEGMENTS_PAGE_SIZE = 10
 SEGMENT_FIELDS = ("name", "created", "updated", "is_active", "is_processing", "is_starred")
 
 
-def _statistic_properties() -> list[th.Property]:
+def _statistic_properties() -> list[th.Property[Any]]:
     return [
         th.Property("total_members", th.IntegerType, description="Members at the bucket's end."),
         th.Property("members_added", th.IntegerType, description="Profiles added in the bucket."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import io
 import json
@@ -21,7 +22,11 @@ import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.helpers.capabilities import CapabilitiesEnum, PluginCapabilities
+from singer_sdk.helpers.capabilities import (
+    EMIT_ACTIVATE_VERSION_CONFIG,
+    CapabilitiesEnum,
+    PluginCapabilities,
+)
 from typing_extensions import override
 
 from tap_klaviyo_segments.bookmarks import check_state, not_an_object
@@ -43,7 +48,7 @@ from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, Se
 
 
 def _string_list(
-    description: str, *, choices: tuple[str, ...] = (), default: Any = None
+    title: str, description: str, *, choices: tuple[str, ...] = (), default: Any = None
 ) -> dict[str, Any]:
     """A JSON schema for a non-empty list of strings, optionally from ``choices``.
 
@@ -55,6 +60,7 @@ def _string_list(
     if choices:
         items["enum"] = list(choices)
         schema["uniqueItems"] = True
+    schema["title"] = title
     schema["description"] = description
     if default is not None:
         schema["default"] = default
@@ -66,6 +72,7 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "api_key",
             th.StringType(min_length=1),
+            title="API Key",
             required=True,
             secret=True,
             description="Klaviyo private API key with the segments:read scope.",
@@ -73,6 +80,7 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "start_date",
             th.StringType,
+            title="Start Date",
             default=FIRST_DATA_DAY.date().isoformat(),
             description="First day to report (date or date-time, account time). "
             "Klaviyo has no data before 2023-06-01; earlier values are raised to it.",
@@ -80,93 +88,128 @@ def _config_schema() -> dict[str, Any]:
         th.Property(
             "end_date",
             th.StringType,
+            title="End Date",
             description="Last day to report (a date includes that whole day). Default: now.",
         ),
         th.Property(
             "include_inactive_segments",
             th.BooleanType,
+            title="Include Inactive Segments",
             default=False,
             description="Without segment_ids, also report inactive segments.",
         ),
         th.Property(
             "lookback_days",
             th.IntegerType(minimum=0),
+            title="Lookback Days",
             default=2,
             description="Recent days re-read on each run, since Klaviyo revises them.",
         ),
         th.Property(
             "account_timezone",
             th.StringType,
+            title="Account Timezone",
             default="UTC",
             description="The Klaviyo account's IANA timezone; Klaviyo reads timeframes in it.",
         ),
         th.Property(
             "revision",
             th.StringType,
+            title="API Revision",
             default=DEFAULT_REVISION,
             description="Klaviyo API revision header.",
         ),
         th.Property(
             "api_url",
             th.StringType,
+            title="API URL",
             default=DEFAULT_API_URL,
             description="Base URL of the Klaviyo API (https, or http to a loopback stand-in).",
         ),
         th.Property(
             "report_calls_per_minute",
             th.NumberType(exclusive_minimum=0),
+            title="Report Calls per Minute",
             default=2,
             description="Pace of report calls (Klaviyo's steady limit is 2 a minute).",
         ),
         th.Property(
             "report_calls_per_second",
             th.NumberType(exclusive_minimum=0),
+            title="Report Calls per Second",
             default=1,
             description="Burst cap of report calls (Klaviyo's is 1 a second).",
         ),
         th.Property(
             "report_calls_per_day",
             th.IntegerType(minimum=0),
+            title="Daily Report Call Budget",
             default=225,
             description="Most report calls one run makes; then it stops cleanly with state saved.",
         ),
         th.Property(
             "max_retry_wait_seconds",
             th.NumberType(minimum=0),
+            title="Longest Retry Wait (s)",
             default=300,
             description="Longest Retry-After the tap waits; a longer one stops the run cleanly.",
         ),
         th.Property(
             "request_timeout",
             th.NumberType(exclusive_minimum=0),
+            title="Request Timeout (s)",
             default=60,
             description="Seconds per HTTP request.",
         ),
         th.Property(
             "max_retries",
             th.IntegerType(minimum=0),
+            title="Max Retries",
             default=5,
-            description="Retries of a 5xx, timeout, dropped connection or 429.",
+            description="Retries of a 5xx, timeout, dropped connection, malformed body or 429.",
         ),
         th.Property(
             "retry_initial_wait_seconds",
             th.NumberType(minimum=0),
+            title="First Retry Wait (s)",
             default=2,
             description="First backoff wait; it doubles on each retry (429s wait Retry-After).",
         ),
     ).to_dict()
     properties["properties"].update(
-        segment_ids=_string_list("Segments to report on. Default: all active segments."),
+        segment_ids=_string_list(
+            "Segment IDs", "Segments to report on. Default: all active segments."
+        ),
         statistics=_string_list(
-            "Statistics to extract.", choices=STATISTICS, default=list(STATISTICS)
+            "Statistics",
+            "Statistics to extract (total_members, members_added, members_removed, "
+            "net_members_changed).",
+            choices=STATISTICS,
+            default=list(STATISTICS),
         ),
         series_intervals=_string_list(
-            "Intervals of segment_series.", choices=INTERVALS, default=["daily"]
+            "Series Intervals",
+            "Intervals of segment_series (hourly, daily, weekly, monthly).",
+            choices=INTERVALS,
+            default=["daily"],
         ),
         values_timeframes=_string_list(
-            "Timeframe keys of segment_values.", choices=TIMEFRAME_KEYS, default=["last_30_days"]
+            "Values Timeframes",
+            "Klaviyo timeframe keys of segment_values (last_30_days, last_7_days, this_month, "
+            "...).",
+            choices=TIMEFRAME_KEYS,
+            default=["last_30_days"],
         ),
     )
+    for spec in properties["properties"].values():
+        if "number" in spec.get("type", []):
+            # singer-sdk passes a number setting's environment value (--config ENV) on as text,
+            # and Meltano does for `kind: string`: parse_settings reads numeric strings, with the
+            # bounds written here, for both forms.
+            spec["type"] = ["number", "string", "null"]
+    # --about advertises activate-version (a singer-sdk capability of every tap), whose setting
+    # singer-sdk 0.54 does not add to the schema, so `additionalProperties: false` rejected it.
+    properties["properties"].update(copy.deepcopy(EMIT_ACTIVATE_VERSION_CONFIG["properties"]))
     properties["additionalProperties"] = False
     return properties
 
@@ -204,7 +247,7 @@ class TapKlaviyoSegments(Tap):
         if errors:
             return errors
         try:
-            settings = parse_settings(self.config)
+            settings = parse_settings(self.config, self.config_jsonschema)
         except SettingsError as exc:
             if raise_errors:
                 raise ConfigValidationError(
@@ -227,8 +270,16 @@ class TapKlaviyoSegments(Tap):
         return errors
 
     def _clearer(self, errors: list[str]) -> list[str]:
-        """Schema errors without the key's value, and unknown keys with the ones accepted."""
-        known = list(self.config_jsonschema.get("properties", {}))
+        """Schema errors without the key's value, and unknown keys with the ones accepted.
+
+        Known keys are the tap's own plus whatever the installed singer-sdk adds for its
+        capabilities (stream maps, flattening, ...; 0.55 fills in defaults of its own, such as
+        ``emit_activate_version_messages``), asked of the SDK rather than listed here.
+        """
+        own = list(_config_schema()["properties"])
+        with_builtins = copy.deepcopy(self.config_jsonschema)
+        self.append_builtin_config(with_builtins)
+        known = [*own, *(key for key in with_builtins.get("properties", {}) if key not in own)]
         unknown = [key for key in self.config if key not in known]
         clearer = []
         for error in errors:
@@ -237,7 +288,8 @@ class TapKlaviyoSegments(Tap):
                     close = difflib.get_close_matches(key, known, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     clearer.append(
-                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(known)}"
+                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(own)} "
+                        f"(and singer-sdk's {', '.join(known[len(own) :])})"
                     )
             else:
                 clearer.append(redact(error))
@@ -246,7 +298,7 @@ class TapKlaviyoSegments(Tap):
     @cached_property
     def settings(self) -> Settings:
         """The validated config, typed."""
-        return parse_settings(self.config)
+        return parse_settings(self.config, self.config_jsonschema)
 
     @override
     def load_state(self, state: dict[str, Any]) -> None:

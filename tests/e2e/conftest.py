@@ -31,6 +31,7 @@ from e2e_scenario import (
     recent_scenario,
     tap_config,
 )
+from postgres_server import PostgresServer, PostgresUnavailableError
 
 from klaviyo_standin import StandinServer, StandinSettings
 
@@ -75,6 +76,14 @@ def plugin_bins(meltano_bin: Path) -> dict[str, Path]:
         "duckdb-python": _executable(
             SYS_DIR / "loaders" / "target-duckdb" / "venv" / "bin" / "python",
             "target-duckdb's python",
+        ),
+        "target-postgres": _executable(
+            SYS_DIR / "loaders" / "target-postgres" / "venv" / "bin" / "target-postgres",
+            "target-postgres",
+        ),
+        "postgres-python": _executable(
+            SYS_DIR / "loaders" / "target-postgres" / "venv" / "bin" / "python",
+            "target-postgres's python",
         ),
         "tap": _executable(
             Path(sys.executable).parent / "tap-klaviyo-segments", "tap-klaviyo-segments"
@@ -145,20 +154,21 @@ class MeltanoProject:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def meltano(
-    meltano_bin: Path,
-    plugin_bins: dict[str, Path],
-    standin: StandinServer,
-    recent: Scenario,
-    tmp_path: Path,
-) -> MeltanoProject:
-    """The repo's Meltano project aimed at ``standin``; state and outputs live in tmp_path."""
+def meltano_env(tmp_path: Path, server: StandinServer, config: dict[str, Any]) -> dict[str, str]:
+    """The environment of a ``meltano`` run: this process's, minus any TAP_/TARGET_/MELTANO_
+    variables, plus a private system DB and outputs in ``tmp_path`` and ``config`` as
+    TAP_KLAVIYO_SEGMENTS_* variables (the way a user overrides meltano.yml)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(
-            ("TAP_KLAVIYO_SEGMENTS_", "TARGET_JSONL_", "TARGET_DUCKDB_", "MELTANO_")
+            (
+                "TAP_KLAVIYO_SEGMENTS_",
+                "TARGET_JSONL_",
+                "TARGET_DUCKDB_",
+                "TARGET_POSTGRES_",
+                "MELTANO_",
+            )
         )
     }
     env.update(
@@ -169,14 +179,40 @@ def meltano(
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "MELTANO_CLI_LOG_LEVEL": "warning",
             "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(SYS_DIR / ".uv-cache")),
-            "KLAVIYO_STANDIN_PORT": str(standin.port),
+            "KLAVIYO_STANDIN_PORT": str(server.port),
             "TARGET_JSONL_DESTINATION_PATH": str(tmp_path / "jsonl"),
             "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
         }
     )
-    for key, value in tap_config(standin, recent).items():
+    for key, value in config.items():
         env[f"TAP_KLAVIYO_SEGMENTS_{key.upper()}"] = (
             json.dumps(value) if isinstance(value, list) else str(value)
         )
-    (tmp_path / "jsonl").mkdir()
+    (tmp_path / "jsonl").mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture
+def meltano(
+    meltano_bin: Path,
+    plugin_bins: dict[str, Path],
+    standin: StandinServer,
+    recent: Scenario,
+    tmp_path: Path,
+) -> MeltanoProject:
+    """The repo's Meltano project aimed at ``standin``; state and outputs live in tmp_path."""
+    env = meltano_env(tmp_path, standin, tap_config(standin, recent))
     return MeltanoProject(bin=meltano_bin, tmp=tmp_path, env=env)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server on a free loopback port for the session (a database per test)."""
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailableError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
