@@ -281,6 +281,29 @@ def test_a_gzip_bomb_stops_at_the_body_cap(edge, monkeypatch):
     assert len(edge.calls) == 1, "too large is not retried"
 
 
+def test_a_redirect_with_a_gzip_bomb_body_stops_at_the_cap_too(edge, monkeypatch):
+    monkeypatch.setattr(client, "MAX_BODY_BYTES", 1024 * 1024)
+    bomb = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
+    edge.routes[("POST", SERIES)] = lambda h: send(
+        h, 302, body=bomb, headers={"Content-Encoding": "gzip", "Location": SERIES}
+    )
+    with pytest.raises(ResponseTooLargeError, match="larger than 1 MB"):
+        run_tap(config(edge.url), now=NOW, select=("segment_series",))
+
+
+def test_redirect_hops_share_one_deadline(edge):
+    def hop(handler):
+        time.sleep(0.12)
+        send(handler, 302, {}, headers={"Location": f"{SEGMENTS}?hop={len(edge.calls)}"})
+
+    edge.routes[("GET", SEGMENTS)] = hop
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        run_tap(config(edge.url, request_timeout=0.3, max_retries=0), now=NOW, select=("segments",))
+    assert time.monotonic() - started < 0.7
+    assert len(edge.calls) <= 3
+
+
 def test_a_normal_gzip_answer_still_reads(edge):
     def gzipped(handler):
         attributes = json.loads(handler.body)["data"]["attributes"]
