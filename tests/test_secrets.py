@@ -379,18 +379,24 @@ def _prefixes(canary: str) -> list[str]:
     return [canary[:n] for n in range(len("pk_canary_") + 4, len(canary) + 1)]
 
 
-@responses.activate
-def test_a_key_straddling_the_cut_leaves_no_prefix_behind(capfd, monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda s: None)
-    url = "http://127.0.0.1:9/api/segment-series-reports"
-    body = "<html>" + "x" * 280 + f" {CANARY} </html>"  # the key crosses character 300
-    responses.post(url, status=400, body=body)
-    config = base_config(
-        "http://127.0.0.1:9", api_key=CANARY, segment_ids=["AbC123"], start_date="2026-11-20"
-    )
-    outcome = run_captured(capfd, config, select=("segment_series",))
+@pytest.mark.parametrize("offset", [270, 280, 290, 299])
+def test_a_key_straddling_the_cut_leaves_no_prefix_behind(capfd, offset):
+    def echo_the_key(handler):
+        key = handler.headers.get("Authorization", "").removeprefix("Klaviyo-API-Key ")
+        body = "x" * offset + key + " and more text after it"  # the key crosses character 300
+        send(handler, 400, body=body.encode(), headers={"Content-Type": "text/html"})
+
+    with EdgeServer() as edge:
+        edge.routes[("POST", "/api/segment-series-reports")] = echo_the_key
+        config = base_config(
+            edge.url, api_key=CANARY, segment_ids=["AbC123"], start_date="2026-11-20"
+        )
+        outcome = run_captured(capfd, config, select=("segment_series",))
     assert outcome.error is not None
     assert "HTTP 400" in str(outcome.error)
+    # the key was there and was masked first: the cut at 300 falls inside the mask
+    expected = ("x" * offset + MASK + " and more text after it")[:300]
+    assert str(outcome.error).endswith(f"body: {expected}")
     for prefix in _prefixes(CANARY):
         assert prefix not in outcome.text, f"{len(prefix)} characters of the key leaked"
 
