@@ -127,20 +127,30 @@ class KlaviyoSession(requests.Session):
         self.follow_redirects = follow_redirects
         self.max_redirects = MAX_REDIRECTS
         self._host = urlsplit(contact.api_url).netloc
+        self._deadline: float | None = None
 
     @override
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send with one deadline over connect, headers and body, and read the body capped."""
+        """Send with one deadline over connect, headers and body, and read the body capped.
+
+        Redirect hops come back through here (requests sends them with ``self.send``) and
+        share the first request's deadline.
+        """
+        outermost = self._deadline is None
+        if outermost:
+            self._deadline = time.monotonic() + self.deadline_seconds
+        deadline = cast("float", self._deadline)
         path = urlsplit(request.url or "").path
-        deadline = time.monotonic() + self.deadline_seconds
         kwargs["stream"] = True
         # urllib3's total timeout bounds connect and headers together; the body is bounded by
         # the same deadline in _read_body (urllib3 would only bound each read).
-        kwargs["timeout"] = urllib3.Timeout(total=self.deadline_seconds)
+        kwargs["timeout"] = urllib3.Timeout(total=max(deadline - time.monotonic(), 0.001))
         if not self.follow_redirects:
             kwargs["allow_redirects"] = False
         try:
             response = super().send(request, **kwargs)
+            self.contact.answered = True
+            self._read_body(response)
         except requests.TooManyRedirects:
             raise RedirectRefusedError(
                 f"{request.method} {path} was redirected more than {MAX_REDIRECTS} times "
@@ -150,15 +160,23 @@ class KlaviyoSession(requests.Session):
             if not self.contact.answered and _is_connect_failure(exc):
                 raise ApiUnreachableError(_unreachable_message(self.contact.api_url, exc)) from None
             raise
-        self.contact.answered = True
-        _read_body(response, deadline, self.deadline_seconds, path)
+        finally:
+            if outermost:
+                self._deadline = None
         return response
 
     @override
     def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """Follow a redirect only on the configured host: the key must go nowhere else."""
+        """Follow a redirect only on the configured host: the key must go nowhere else.
+
+        requests reads a redirect's body right after asking this, uncapped: it is read here
+        first, under the deadline and the cap.
+        """
         target = super().get_redirect_target(resp)
-        if target is None or not self.follow_redirects:
+        if target is None:
+            return None
+        self._read_body(resp)
+        if not self.follow_redirects:
             return target  # not followed (requests only peeks at it): validate_response answers
         host = urlsplit(target).netloc
         if host and host != self._host:
@@ -168,6 +186,10 @@ class KlaviyoSession(requests.Session):
                 f"host ({host}); the tap follows redirects only on {self._host}: check api_url"
             )
         return target
+
+    def _read_body(self, response: requests.Response) -> None:
+        deadline = self._deadline or time.monotonic() + self.deadline_seconds
+        _read_body(response, deadline, self.deadline_seconds, urlsplit(response.url).path)
 
 
 class PacedSession(KlaviyoSession):

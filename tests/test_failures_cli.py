@@ -7,6 +7,7 @@ so a scheduler does not record an interrupted run as a success. Each test runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -111,6 +113,23 @@ def test_html_from_segments_is_one_line_that_says_what_to_check(tmp_path):
         assert_one_clear_error(run_cli(tmp_path, config), "not JSON", "check api_url")
 
 
+@contextlib.contextmanager
+def tap_process(tmp_path: Path, config: dict) -> Iterator[subprocess.Popen]:
+    """The tap's command with piped stdout and stderr; killed if the test leaves it running."""
+    process = subprocess.Popen(
+        [*COMMAND, "--config", str(write_config(tmp_path, config))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _slow_standin() -> StandinServer:
     settings = StandinSettings(
         segment_count=30,
@@ -125,16 +144,11 @@ def _slow_standin() -> StandinServer:
 def test_a_target_that_stops_reading_gets_one_line_about_the_broken_pipe(tmp_path):
     with _slow_standin() as server:
         config = base_config(server.url, start_date="2025-01-01", series_intervals=["daily"])
-        process = subprocess.Popen(
-            [*COMMAND, "--config", str(write_config(tmp_path, config))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        process.stdout.readline()
-        process.stdout.close()  # the target is gone
-        _, stderr = process.communicate(timeout=60)
+        with tap_process(tmp_path, config) as process:
+            assert process.stdout is not None
+            process.stdout.readline()
+            process.stdout.close()  # the target is gone
+            _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1, stderr[-3000:]
     assert "Traceback" not in stderr
     assert "Exception ignored" not in stderr
@@ -148,21 +162,16 @@ def test_a_target_that_stops_reading_gets_one_line_about_the_broken_pipe(tmp_pat
 def test_a_signal_mid_run_ends_with_state_last_and_a_non_zero_exit(tmp_path, signum, code):
     with _slow_standin() as server:
         config = base_config(server.url, start_date="2025-01-01", series_intervals=["daily"])
-        process = subprocess.Popen(
-            [*COMMAND, "--config", str(write_config(tmp_path, config))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            message = json.loads(line)
-            if message["type"] == "RECORD" and message["stream"] == "segment_series":
-                process.send_signal(signum)
-                break
-        rest, stderr = process.communicate(timeout=60)
+        with tap_process(tmp_path, config) as process:
+            assert process.stdout is not None
+            lines = []
+            for line in process.stdout:
+                lines.append(line)
+                message = json.loads(line)
+                if message["type"] == "RECORD" and message["stream"] == "segment_series":
+                    process.send_signal(signum)
+                    break
+            rest, stderr = process.communicate(timeout=60)
     lines += rest.splitlines()
     messages = [json.loads(line) for line in lines if line.strip()]
     assert process.returncode == code, stderr[-3000:]

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,12 @@ import pytest
 import responses
 
 from klaviyo_standin import StandinSettings
+from tap_klaviyo_segments import client
+from tap_klaviyo_segments.client import failure_line
 from tap_klaviyo_segments.redaction import MASK, redact, register_secret
+from tap_klaviyo_segments.streams import _SameHostPaginator
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
+from tests.edge_server import EdgeServer, segments_page, send, trickle
 from tests.tap_runner import base_config, run_tap
 
 CANARY = f"pk_canary_{uuid.uuid4().hex}"
@@ -379,25 +384,29 @@ def _prefixes(canary: str) -> list[str]:
     return [canary[:n] for n in range(len("pk_canary_") + 4, len(canary) + 1)]
 
 
-@responses.activate
-def test_a_key_straddling_the_cut_leaves_no_prefix_behind(capfd, monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda s: None)
-    url = "http://127.0.0.1:9/api/segment-series-reports"
-    body = "<html>" + "x" * 280 + f" {CANARY} </html>"  # the key crosses character 300
-    responses.post(url, status=400, body=body)
-    config = base_config(
-        "http://127.0.0.1:9", api_key=CANARY, segment_ids=["AbC123"], start_date="2026-11-20"
-    )
-    outcome = run_captured(capfd, config, select=("segment_series",))
+@pytest.mark.parametrize("offset", [270, 280, 290, 299])
+def test_a_key_straddling_the_cut_leaves_no_prefix_behind(capfd, offset):
+    def echo_the_key(handler):
+        key = handler.headers.get("Authorization", "").removeprefix("Klaviyo-API-Key ")
+        body = "x" * offset + key + " and more text after it"  # the key crosses character 300
+        send(handler, 400, body=body.encode(), headers={"Content-Type": "text/html"})
+
+    with EdgeServer() as edge:
+        edge.routes[("POST", "/api/segment-series-reports")] = echo_the_key
+        config = base_config(
+            edge.url, api_key=CANARY, segment_ids=["AbC123"], start_date="2026-11-20"
+        )
+        outcome = run_captured(capfd, config, select=("segment_series",))
     assert outcome.error is not None
     assert "HTTP 400" in str(outcome.error)
+    # the key was there and was masked first: the cut at 300 falls inside the mask
+    expected = ("x" * offset + MASK + " and more text after it")[:300]
+    assert str(outcome.error).endswith(f"body: {expected}")
     for prefix in _prefixes(CANARY):
         assert prefix not in outcome.text, f"{len(prefix)} characters of the key leaked"
 
 
 def test_the_final_error_line_masks_before_it_cuts():
-    from tap_klaviyo_segments.client import failure_line
-
     register_secret(CANARY)
     line = failure_line(RuntimeError("y" * 590 + CANARY))
     assert all(prefix not in line for prefix in _prefixes(CANARY))
@@ -407,8 +416,6 @@ def test_the_final_error_line_masks_before_it_cuts():
 
 
 def _edge_scenarios():
-    from tests.edge_server import send
-
     def echo(handler) -> str:
         return handler.headers.get("Authorization", "")
 
@@ -439,8 +446,6 @@ def _edge_scenarios():
 
 @pytest.mark.parametrize("scenario", list(_edge_scenarios()))
 def test_cli_at_debug_never_prints_the_key_on_the_http_edges(tmp_path, scenario, monkeypatch):
-    from tests.edge_server import EdgeServer
-
     with EdgeServer() as edge:
         edge.routes[("GET", "/api/segments")] = _edge_scenarios()[scenario](edge)
         config = base_config(
@@ -461,9 +466,6 @@ def test_cli_at_debug_never_prints_the_key_on_the_http_edges(tmp_path, scenario,
 
 
 def test_the_page_cap_error_never_shows_the_key(capfd, monkeypatch):
-    from tap_klaviyo_segments.streams import _SameHostPaginator
-    from tests.edge_server import EdgeServer, segments_page, send
-
     monkeypatch.setattr(_SameHostPaginator, "max_pages", 3)
     with EdgeServer() as edge:
 
@@ -481,8 +483,6 @@ def test_the_page_cap_error_never_shows_the_key(capfd, monkeypatch):
 
 
 def test_cli_at_debug_never_prints_the_key_when_api_url_is_unreachable(tmp_path):
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -498,3 +498,37 @@ def test_a_key_a_header_cannot_carry_is_refused_without_quoting_it(capfd):
     assert outcome.error is not None
     assert any("cannot carry" in e for e in getattr(outcome.error, "errors", []))
     assert CANARY not in outcome.text
+
+
+def _report_edges():
+    def key_of(handler) -> str:
+        return handler.headers.get("Authorization", "")[16:]
+
+    return {
+        "report-redirect": lambda h: send(
+            h, 302, {}, headers={"Location": f"http://localhost:1/?k={key_of(h)}"}
+        ),
+        "too-large": lambda h: send(h, 200, body=(key_of(h) * 40_000).encode()),
+        "trickle": lambda h: trickle(h, key_of(h).encode() * 3, every=0.1),
+        "html-on-200": lambda h: send(h, 200, body=f"<p>{key_of(h)}</p>".encode()),
+    }
+
+
+@pytest.mark.parametrize("scenario", list(_report_edges()))
+def test_report_edges_never_show_the_key(capfd, monkeypatch, scenario):
+    monkeypatch.setattr(client, "MAX_BODY_BYTES", 256 * 1024)
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    with EdgeServer() as edge:
+        edge.routes[("POST", "/api/segment-series-reports")] = _report_edges()[scenario]
+        config = base_config(
+            edge.url,
+            api_key=CANARY,
+            segment_ids=["AbC123"],
+            start_date="2026-11-20",
+            request_timeout=0.3,
+            max_retries=1,
+        )
+        outcome = run_captured(capfd, config, select=("segment_series",))
+    assert outcome.error is not None
+    assert_no_canary(outcome)
+    assert CANARY not in failure_line(outcome.error, "segment_series")
