@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--month-alignment", choices=MONTH_ALIGNMENTS, default="calendar", help="monthly buckets"
     )
+    p.add_argument(
+        "--unfiltered-cap", type=int, default=None, help="most segments an unfiltered report holds"
+    )
+    p.add_argument(
+        "--reject-unfiltered", action="store_true", help="refuse reports without a filter (400)"
+    )
     p.add_argument("--api-key", default=None, help="valid key (default: the stand-in default key)")
     p.add_argument(
         "--scopeless-api-key", default=DEFAULT_SCOPELESS_API_KEY, help="key without scope"
@@ -89,6 +95,8 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
         end_inclusive=not args.end_exclusive,
         week_alignment=args.week_alignment,
         month_alignment=args.month_alignment,
+        unfiltered_cap=args.unfiltered_cap,
+        reject_unfiltered=args.reject_unfiltered,
         api_key=args.api_key or DEFAULT_API_KEY,
         scopeless_api_key=args.scopeless_api_key or None,
         rate_limits_enabled=not args.no_rate_limits,

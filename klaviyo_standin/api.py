@@ -217,11 +217,16 @@ def report_document(
     end_inclusive: bool,
     self_url: str,
     alignment: Alignment | None = None,
+    unfiltered_cap: int | None = None,
 ) -> dict[str, Any]:
-    """The 200 body of a report request (unknown segment ids omitted)."""
+    """The 200 body of a report request (unknown segment ids omitted).
+
+    Without a filter it answers for every segment of the account, or the first
+    ``unfiltered_cap`` of them.
+    """
     known = account.segment_ids()
     if request.segment_ids is None:
-        ids = known
+        ids = known if unfiltered_cap is None else known[:unfiltered_cap]
     else:
         present = set(known)
         ids = [seg_id for seg_id in request.segment_ids if seg_id in present]

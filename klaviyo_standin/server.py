@@ -354,9 +354,16 @@ class StandinServer:
         account = self.account
         if entry.path in REPORT_TYPES:
             request = parse_report(entry.path, entry.body, account)
+            if request.segment_ids is None and self.settings.reject_unfiltered:
+                raise invalid("A filter on segment_id is required.", "/data/attributes/filter")
             self_url = f"{base}{entry.path}"
             document = report_document(
-                request, account, self.settings.end_inclusive, self_url, self.settings.alignment
+                request,
+                account,
+                self.settings.end_inclusive,
+                self_url,
+                self.settings.alignment,
+                self.settings.unfiltered_cap,
             )
             return _Reply(200, document)
         if entry.path == SEGMENTS_PATH:

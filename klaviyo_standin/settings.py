@@ -64,6 +64,10 @@ class StandinSettings:
     #: How weekly / monthly buckets are cut (klaviyo_standin.timeframes docstring).
     week_alignment: str = "start"
     month_alignment: str = "calendar"
+    #: A report without a segment filter answers for every segment (inactive ones too), at
+    #: most this many of them (None: all); or is refused with a 400.
+    unfiltered_cap: int | None = None
+    reject_unfiltered: bool = False
     api_key: str = DEFAULT_API_KEY
     scopeless_api_key: str | None = DEFAULT_SCOPELESS_API_KEY
     rate_limits_enabled: bool = True

@@ -27,6 +27,10 @@ from tap_klaviyo_segments.planning import ALIGNMENTS, INTERVALS
 
 REPLICATION_KEY = "date_time"
 ALIGNMENT_KEY = "bucket_alignment"
+#: In a report stream's state: Klaviyo refused a report without a segment filter, so the
+#: stream asks in filtered batches (see ``whole_account_calls``).
+WHOLE_ACCOUNT_KEY = "whole_account_calls"
+WHOLE_ACCOUNT_REFUSED = "refused"
 SERIES_STREAM = "segment_series"
 VALUES_STREAM = "segment_values"
 
@@ -197,6 +201,16 @@ def check_state(
 def _check_stream_state(
     name: str, stream_state: dict[str, Any], today: date, logger: logging.Logger
 ) -> dict[str, Any]:
+    remembered = stream_state.get(WHOLE_ACCOUNT_KEY, WHOLE_ACCOUNT_REFUSED)
+    if name in (SERIES_STREAM, VALUES_STREAM) and remembered != WHOLE_ACCOUNT_REFUSED:
+        logger.warning(
+            "Ignoring %s=%r of %s in STATE (only %r is kept); whole-account calls stay on",
+            WHOLE_ACCOUNT_KEY,
+            remembered,
+            name,
+            WHOLE_ACCOUNT_REFUSED,
+        )
+        stream_state.pop(WHOLE_ACCOUNT_KEY)
     if name == SERIES_STREAM:
         if "replication_key_value" in stream_state:
             logger.warning(

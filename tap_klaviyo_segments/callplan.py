@@ -46,6 +46,8 @@ class Window:
     first_bucket: int
     last_bucket: int
     batches: tuple[int, ...]  # segments per call
+    #: The window is read in one call without a segment filter.
+    whole_account: bool = False
 
     @property
     def calls(self) -> int:
@@ -82,6 +84,7 @@ class IntervalSummary:
                 first_bucket=min(c.first_bucket for c in calls),
                 last_bucket=last,
                 batches=tuple(len(c.segment_ids) for c in calls),
+                whole_account=any(c.whole_account for c in calls),
             )
             for last, calls in grouped.items()
         ]
@@ -93,6 +96,8 @@ class ValuesPlan:
 
     timeframes: tuple[str, ...]
     batches: tuple[int, ...]  # segments per batch
+    #: One call per timeframe, without a segment filter.
+    whole_account: bool = False
 
     @property
     def calls(self) -> int:
@@ -174,14 +179,15 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
     source = "segment_ids" if settings.segment_ids is not None else "GET /api/segments"
     values = None
     if values_stream.selected:
-        planned_values = values_stream.plan(ids)
+        first_timeframe = [
+            call
+            for call in values_stream.plan(ids)
+            if call.timeframe == settings.values_timeframes[0]
+        ]
         values = ValuesPlan(
             timeframes=settings.values_timeframes,
-            batches=tuple(
-                len(batch)
-                for timeframe, batch in planned_values
-                if timeframe == settings.values_timeframes[0]
-            ),
+            batches=tuple(len(call.segment_ids) for call in first_timeframe),
+            whole_account=any(call.whole_account for call in first_timeframe),
         )
     series = None
     data_end = now
@@ -233,6 +239,7 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
             "report_calls": plan.values.calls,
             "timeframes": list(plan.values.timeframes),
             "batches": list(plan.values.batches),
+            "whole_account": plan.values.whole_account,
         }
     if plan.series is not None:
         streams["segment_series"] = {
@@ -252,6 +259,7 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
                             "end": c.end.isoformat(),
                             "buckets": c.last_bucket - c.first_bucket + 1,
                             "segments": len(c.segment_ids),
+                            "whole_account": c.whole_account,
                         }
                         for c in p.calls
                     ],
@@ -299,7 +307,8 @@ def render_text(plan: CallPlan) -> str:
         batches = len(plan.values.batches)
         lines.append(f"segment_values: {plan.values.calls} report calls")
         lines.extend(
-            f"  {timeframe}: {batches} calls ({_batches(plan.values.batches)})"
+            f"  {timeframe}: {batches} calls "
+            f"({_batches(plan.values.batches, plan.values.whole_account)})"
             for timeframe in plan.values.timeframes
         )
     if plan.series is not None:
@@ -322,7 +331,7 @@ def render_text(plan: CallPlan) -> str:
                     continue
                 lines.append(
                     f"    {w.start.isoformat()} to {w.end.isoformat()}: {w.buckets} buckets, "
-                    f"{w.calls} calls ({_batches(w.batches)})"
+                    f"{w.calls} calls ({_batches(w.batches, w.whole_account)})"
                 )
     lines.append("")
     lines.append(
@@ -351,7 +360,9 @@ def render_text(plan: CallPlan) -> str:
     return "\n".join(lines)
 
 
-def _batches(sizes: Sequence[int]) -> str:
+def _batches(sizes: Sequence[int], whole_account: bool = False) -> str:
+    if whole_account:
+        return f"the whole account, {sum(sizes)} segments wanted"
     if not sizes:
         return "no segments"
     if len(set(sizes)) == 1:

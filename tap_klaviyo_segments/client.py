@@ -67,6 +67,11 @@ _READ_CHUNK = 64 * 1024
 class KlaviyoAPIError(FatalAPIError):
     """A 4xx that retrying cannot fix; the message says what to change."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        #: The HTTP status, where a response gave one.
+        self.status = status
+
 
 class ApiUnreachableError(FatalAPIError):
     """The first connection of the run was refused or the host name did not resolve."""
@@ -358,9 +363,9 @@ class KlaviyoStream(RESTStream[Any]):
                 self._describe(response, "Klaviyo had a server error"), response
             )
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
-            raise KlaviyoAPIError(self._auth_message(response))
+            raise KlaviyoAPIError(self._auth_message(response), status)
         if status >= HTTPStatus.BAD_REQUEST:
-            raise KlaviyoAPIError(self._describe(response, "Klaviyo rejected the request"))
+            raise KlaviyoAPIError(self._describe(response, "Klaviyo rejected the request"), status)
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             location = response.headers.get("Location") or ""
             host = urlsplit(location).netloc or "the same host"

@@ -204,6 +204,9 @@ class ReportCall:
     last_bucket: int
     segment_ids: tuple[str, ...]
     lead_in: int = 0
+    #: Sent without a segment filter: Klaviyo answers for every segment of the account, and
+    #: ``segment_ids`` are the wanted ones among them.
+    whole_account: bool = False
 
     @property
     def read_from(self) -> int:
@@ -232,12 +235,60 @@ def last_bucket_index(grid: BucketGrid, data_end: datetime) -> int:
     return grid.index(data_end - timedelta(microseconds=1))
 
 
+def call_batches(
+    segment_ids: Sequence[str], *, whole_account: bool, size: int = MAX_IDS_PER_CALL
+) -> list[tuple[tuple[str, ...], bool]]:
+    """The calls that ask about ``segment_ids``: (ids, sent without a filter) for each.
+
+    With ``whole_account``, ids that would need more than one batch are asked in one call
+    without a filter instead (Klaviyo then answers for the whole account).
+    """
+    if whole_account and len(segment_ids) > size:
+        return [(tuple(segment_ids), True)]
+    return [(batch, False) for batch in batch_ids(segment_ids, size)]
+
+
+@dataclass(frozen=True)
+class ValuesCall:
+    """One segment_values call: a timeframe key and the segments it asks about."""
+
+    timeframe: str
+    segment_ids: tuple[str, ...]
+    #: Sent without a segment filter (see :attr:`ReportCall.whole_account`).
+    whole_account: bool = False
+
+
+def plan_values_calls(
+    timeframes: Sequence[str], segment_ids: Sequence[str], *, whole_account: bool
+) -> list[ValuesCall]:
+    """The segment_values calls of a sync: per timeframe key, its batches of segments."""
+    return [
+        ValuesCall(timeframe, batch, unfiltered)
+        for timeframe in timeframes
+        for batch, unfiltered in call_batches(segment_ids, whole_account=whole_account)
+    ]
+
+
+def as_batches(calls: Sequence[ValuesCall]) -> list[ValuesCall]:
+    """The same calls with every whole-account one split into filtered batches."""
+    return [
+        split
+        for call in calls
+        for split in (
+            [ValuesCall(call.timeframe, batch) for batch in batch_ids(call.segment_ids)]
+            if call.whole_account
+            else [call]
+        )
+    ]
+
+
 def plan_series_calls(
     grid: BucketGrid,
     resume_points: Mapping[str, datetime | None],
     data_end: datetime,
     *,
     batch_size: int = MAX_IDS_PER_CALL,
+    whole_account: bool = False,
 ) -> list[ReportCall]:
     """Plan the fewest series calls that bring every segment from its resume point to the end.
 
@@ -261,9 +312,12 @@ def plan_series_calls(
         members = sorted(
             (idx, sid) for sid, idx in needed.items() if idx <= window_last
         )  # grouping similar resume points lets each batch start as late as it can
-        for batch in batch_ids([sid for _, sid in members], batch_size):
+        ordered = [sid for _, sid in members]
+        for batch, unfiltered in call_batches(
+            ordered, whole_account=whole_account, size=batch_size
+        ):
             first = max(window_first, min(needed[sid] for sid in batch))
-            calls.append(_call(grid, first, window_last, last, data_end, batch))
+            calls.append(_call(grid, first, window_last, last, data_end, batch, unfiltered))
     return calls
 
 
@@ -278,12 +332,15 @@ class IntervalPlan:
 
 
 def plan_interval(
-    grid: BucketGrid, resume_points: Mapping[str, datetime | None], data_end: datetime
+    grid: BucketGrid,
+    resume_points: Mapping[str, datetime | None],
+    data_end: datetime,
+    *,
+    whole_account: bool = False,
 ) -> IntervalPlan:
     """The plan of one interval: what the stream fetches and the call plan prints."""
-    return IntervalPlan(
-        grid, resume_points, data_end, plan_series_calls(grid, resume_points, data_end)
-    )
+    calls = plan_series_calls(grid, resume_points, data_end, whole_account=whole_account)
+    return IntervalPlan(grid, resume_points, data_end, calls)
 
 
 def _resume_index(grid: BucketGrid, point: datetime | None, last: int) -> int:
@@ -314,6 +371,7 @@ def _call(
     data_last: int,
     data_end: datetime,
     segment_ids: tuple[str, ...],
+    whole_account: bool,
 ) -> ReportCall:
     end = data_end if last == data_last else grid.start(last + 1)
     read_from = grid.call_start(first)
@@ -325,6 +383,7 @@ def _call(
         last_bucket=last,
         segment_ids=segment_ids,
         lead_in=first - read_from,
+        whole_account=whole_account,
     )
 
 
@@ -374,9 +433,12 @@ def data_end_for(grid: BucketGrid, now: datetime, end_date: datetime | None) -> 
     return min(now, grid.end(last_bucket_index(grid, end_date)))
 
 
-def minimum_series_calls(segment_count: int, bucket_count: int, interval: str) -> int:
+def minimum_series_calls(
+    segment_count: int, bucket_count: int, interval: str, *, whole_account: bool = False
+) -> int:
     """The fewest calls for ``segment_count`` segments sharing ``bucket_count`` buckets."""
     if segment_count <= 0 or bucket_count <= 0:
         return 0
     windows = math.ceil(bucket_count / BUCKETS_PER_WINDOW[interval])
-    return math.ceil(segment_count / MAX_IDS_PER_CALL) * windows
+    per_window = 1 if whole_account else math.ceil(segment_count / MAX_IDS_PER_CALL)
+    return per_window * windows

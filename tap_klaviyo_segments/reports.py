@@ -31,15 +31,16 @@ def report_body(
     *,
     statistics: Sequence[str],
     timeframe: dict[str, str],
-    segment_ids: Sequence[str],
+    segment_ids: Sequence[str] | None,
     interval: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON:API body of a segment values or series report request."""
-    attributes: dict[str, Any] = {
-        "statistics": list(statistics),
-        "timeframe": timeframe,
-        "filter": id_filter(segment_ids),
-    }
+    """The JSON:API body of a segment values or series report request.
+
+    ``segment_ids=None`` sends no filter: Klaviyo answers for every segment of the account.
+    """
+    attributes: dict[str, Any] = {"statistics": list(statistics), "timeframe": timeframe}
+    if segment_ids is not None:
+        attributes["filter"] = id_filter(segment_ids)
     if interval is not None:
         attributes["interval"] = interval
     return {"data": {"type": report_type, "attributes": attributes}}

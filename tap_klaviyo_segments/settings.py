@@ -41,6 +41,9 @@ TIMEFRAME_KEYS = (
     "yesterday",
 )
 
+#: How report calls may ask for more than 100 segments: the first is the default.
+WHOLE_ACCOUNT_MODES = ("auto", "never")
+
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-10-15"
 
@@ -79,6 +82,8 @@ class Settings:
     request_timeout: float
     max_retries: int
     retry_initial_wait_seconds: float
+    #: "auto" (one unfiltered call where batches of 100 would need several) or "never".
+    whole_account_calls: str
 
     def local_now(self, now_utc: datetime) -> datetime:
         """``now_utc`` as naive wall-clock time in the account timezone."""
@@ -132,6 +137,12 @@ def parse_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Sett
     timeframes = _parse_choices(
         "values_timeframes", get("values_timeframes"), TIMEFRAME_KEYS, errors
     )
+    whole_account = str(get("whole_account_calls"))
+    if whole_account not in WHOLE_ACCOUNT_MODES:
+        errors.append(
+            f"whole_account_calls must be one of {', '.join(WHOLE_ACCOUNT_MODES)}, "
+            f"not {whole_account!r}"
+        )
     numbers = {
         key: _parse_number(key, get(key), properties.get(key, {}), errors) for key in _NUMBER_KEYS
     }
@@ -156,6 +167,7 @@ def parse_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Sett
         request_timeout=float(numbers["request_timeout"]),
         max_retries=int(numbers["max_retries"]),
         retry_initial_wait_seconds=float(numbers["retry_initial_wait_seconds"]),
+        whole_account_calls=whole_account,
     )
 
 

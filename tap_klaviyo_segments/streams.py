@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -22,7 +24,12 @@ from tap_klaviyo_segments.answers import (
     WindowAnswer,
     check_series_answer,
 )
-from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
+from tap_klaviyo_segments.bookmarks import (
+    REPLICATION_KEY,
+    WHOLE_ACCOUNT_KEY,
+    WHOLE_ACCOUNT_REFUSED,
+    SeriesBookmarks,
+)
 from tap_klaviyo_segments.client import (
     KlaviyoAPIError,
     KlaviyoReportStream,
@@ -37,10 +44,12 @@ from tap_klaviyo_segments.planning import (
     BucketGrid,
     IntervalPlan,
     ReportCall,
-    batch_ids,
+    ValuesCall,
+    as_batches,
     data_end_for,
     next_resume_point,
     plan_interval,
+    plan_values_calls,
     reporting_anchor,
 )
 from tap_klaviyo_segments.reports import (
@@ -238,16 +247,62 @@ class SegmentsStream(KlaviyoStream):
         return str(exc)
 
 
+class WholeAccountRefused(Exception):  # noqa: N818 - a signal to fall back, not an error
+    """Klaviyo answered a report without a segment filter with a 4xx."""
+
+
 class _ReportStream(KlaviyoReportStream):
-    """What both report streams share: the segment ids to ask about, and stopping cleanly."""
+    """What both report streams share: the segments to ask about, whole-account calls, stops."""
+
+    #: Set when this run fell back from whole-account calls to filtered batches.
+    _batches_only = False
 
     def segment_ids(self) -> list[str]:
         """Configured ids, or every (active) segment in the account."""
-        return self._tap.report_segment_ids()  # type: ignore[attr-defined,no-any-return]
+        return self.tap.report_segment_ids()
 
     def now_utc(self) -> datetime:
         """The tap's clock (tests freeze it)."""
-        return self._tap.now_utc()  # type: ignore[attr-defined,no-any-return]
+        return self.tap.now_utc()
+
+    @property
+    def whole_account(self) -> bool:
+        """Whether more than 100 segments are asked in one call without a filter.
+
+        Not when the config says never, when this run saw an unfiltered answer leave wanted
+        segments out, or when Klaviyo once refused an unfiltered call (kept in STATE).
+        """
+        return (
+            self.settings.whole_account_calls == "auto"
+            and not self._batches_only
+            and self.stream_state.get(WHOLE_ACCOUNT_KEY) != WHOLE_ACCOUNT_REFUSED
+        )
+
+    def _use_batches(self, reason: str, *, remember: bool) -> None:
+        """Ask in filtered batches of 100 for the rest of this run (and later runs)."""
+        self._batches_only = True
+        if remember:
+            self.stream_state[WHOLE_ACCOUNT_KEY] = WHOLE_ACCOUNT_REFUSED
+            self._write_state()
+        self.logger.info(
+            "%s: %s asks in filtered batches of 100 segments from now on%s",
+            reason,
+            self.name,
+            " (kept in STATE, so later runs do too)" if remember else " in this run",
+        )
+
+    def _post_report(self, body: dict[str, Any], parse: Any, *, whole_account: bool) -> Any:
+        """``post_report``, with a 4xx to an unfiltered call raised as the signal to fall back."""
+        try:
+            return self.post_report(body, parse)
+        except KlaviyoAPIError as exc:
+            if whole_account and exc.status not in (401, 403):
+                raise WholeAccountRefused(str(exc)) from None
+            raise
+
+    def _write_state(self) -> None:
+        """Write a STATE message now, through the tap's public state writer."""
+        self.tap.state_writer.write_state(self.tap_state)
 
     def _log_progress(self, done: int, total: int, what: str) -> None:
         """One line per report call: long backfills at 2 calls a minute need a visible pulse.
@@ -300,10 +355,17 @@ class _ReportStream(KlaviyoReportStream):
         """("+" or "-", segment id) pairs already named in a warning this run."""
         return set()
 
-    def _warn_about_ids(self, report: SeriesReport | ValuesReport) -> None:
-        """Say once per run which segments Klaviyo added or left out (not once per call)."""
+    def _warn_about_ids(
+        self, report: SeriesReport | ValuesReport, *, whole_account: bool = False
+    ) -> None:
+        """Say once per run which segments Klaviyo added or left out (not once per call).
+
+        An unfiltered answer holds every segment of the account: the unwanted ones (inactive,
+        or not in ``segment_ids``) are dropped without a word.
+        """
         seen = self._ids_warned
-        unexpected = [sid for sid in report.unexpected_ids if ("+", sid) not in seen]
+        others = [] if whole_account else report.unexpected_ids
+        unexpected = [sid for sid in others if ("+", sid) not in seen]
         missing = [sid for sid in report.missing_ids if ("-", sid) not in seen]
         seen.update(("+", sid) for sid in unexpected)
         seen.update(("-", sid) for sid in missing)
@@ -343,12 +405,11 @@ class SegmentValuesStream(_ReportStream):
         *_statistic_properties(),
     ).to_dict()
 
-    def plan(self, segment_ids: Sequence[str]) -> list[tuple[str, tuple[str, ...]]]:
-        """The calls a sync makes: one per timeframe key and batch of at most 100 segments."""
-        batches = batch_ids(segment_ids)
-        return [
-            (timeframe, batch) for timeframe in self.settings.values_timeframes for batch in batches
-        ]
+    def plan(self, segment_ids: Sequence[str]) -> list[ValuesCall]:
+        """The calls a sync makes: per timeframe key, batches of 100 or one whole-account call."""
+        return plan_values_calls(
+            self.settings.values_timeframes, segment_ids, whole_account=self.whole_account
+        )
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -356,38 +417,55 @@ class SegmentValuesStream(_ReportStream):
         now = self.now_utc()
         as_of_date = self.settings.local_now(now).date().isoformat()
         extracted_at = now.astimezone(timezone.utc).isoformat()
-        planned = self.plan(self.segment_ids())
-        for done, (timeframe, batch) in enumerate(planned):
-            self._log_progress(done, len(planned), f"{timeframe}, {len(batch)} segments")
+        queue = deque(self.plan(self.segment_ids()))
+        done = 0
+        while queue:
+            call = queue.popleft()
+            what = f"{call.timeframe}, {_segments(call.segment_ids, call.whole_account)}"
+            self._log_progress(done, done + len(queue) + 1, what)
+            done += 1
             try:
-                report = self._fetch(timeframe, batch)
+                report = self._fetch(call)
             except ReportBudgetSpent as stop:
-                self._stop_cleanly(stop, len(planned) - done)
+                self._stop_cleanly(stop, len(queue) + 1)
                 return
+            except WholeAccountRefused as refused:
+                self._use_batches(f"{refused} (a report without a segment filter)", remember=True)
+                queue = deque(as_batches([call, *queue]))
+                continue
             for segment_id, stats in report.results.items():
                 yield {
                     "segment_id": segment_id,
-                    "timeframe": timeframe,
+                    "timeframe": call.timeframe,
                     "as_of_date": as_of_date,
                     "extracted_at": extracted_at,
                     **stats,
                 }
+            if call.whole_account and report.missing_ids:
+                self._use_batches(
+                    f"An answer for the whole account left out {len(report.missing_ids)} wanted "
+                    "segments",
+                    remember=False,
+                )
+                missing = replace(call, segment_ids=tuple(report.missing_ids))
+                queue = deque(as_batches([missing, *queue]))
 
-    def _fetch(self, timeframe: str, batch: tuple[str, ...]) -> ValuesReport:
+    def _fetch(self, call: ValuesCall) -> ValuesReport:
         statistics = self.settings.statistics
         body = report_body(
             "segment-values-report",
             statistics=statistics,
-            timeframe={"key": timeframe},
-            segment_ids=batch,
+            timeframe={"key": call.timeframe},
+            segment_ids=None if call.whole_account else call.segment_ids,
         )
-        report: ValuesReport = self.post_report(
+        report: ValuesReport = self._post_report(
             body,
             lambda payload: parse_values_report(
-                payload, requested_ids=batch, statistics=statistics
+                payload, requested_ids=call.segment_ids, statistics=statistics
             ),
+            whole_account=call.whole_account,
         )
-        self._warn_about_ids(report)
+        self._warn_about_ids(report, whole_account=call.whole_account)
         return report
 
 
@@ -473,7 +551,8 @@ class SegmentSeriesStream(_ReportStream):
             interval, reporting_anchor(settings.start), bookmarks.alignment(interval) or ""
         )
         resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in segment_ids}
-        return plan_interval(grid, resume, data_end_for(grid, now, settings.end))
+        data_end = data_end_for(grid, now, settings.end)
+        return plan_interval(grid, resume, data_end, whole_account=self.whole_account)
 
     @override
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
@@ -515,6 +594,11 @@ class SegmentSeriesStream(_ReportStream):
             except ReportBudgetSpent as stop:
                 self._stop_cleanly(stop, len(plan.calls) - position + later_calls)
                 return True
+            except WholeAccountRefused as refused:
+                self._calls_done += 1
+                self._use_batches(f"{refused} (a report without a segment filter)", remember=True)
+                plan, position = self._replan(plan, position + 1, ids, now, bookmarks), 0
+                continue
             except GridMismatch as mismatch:
                 if learned:
                     msg = (
@@ -525,35 +609,48 @@ class SegmentSeriesStream(_ReportStream):
                     raise FatalAPIError(msg) from None
                 learned = True
                 self._calls_done += 1
-                plan = self._learn(mismatch, ids, now, bookmarks)
-                self._calls_planned += len(plan.calls)
-                position = 0
+                bookmarks.set_alignment(mismatch.interval, mismatch.alignment)
+                self._write_state()
+                plan, position = self._replan(plan, position + 1, ids, now, bookmarks), 0
+                self.logger.info(
+                    "%s; the tap now cuts %s windows on that grid (kept in STATE) and reads "
+                    "them again: %d calls",
+                    mismatch,
+                    mismatch.interval,
+                    len(plan.calls),
+                )
                 continue
             self._calls_done += 1
             yield from self._records(answer, plan)
             self._advance(bookmarks, answer, now)
             position += 1
+            if call.whole_account and answer.report.missing_ids:
+                # Nothing promises an unfiltered answer holds every segment: ask the missing
+                # ones again in batches, over the windows they still need, and batch from now on.
+                self._use_batches(
+                    f"An answer for the whole account left out {len(answer.report.missing_ids)} "
+                    "wanted segments",
+                    remember=False,
+                )
+                plan, position = self._replan(plan, position, ids, now, bookmarks), 0
         return False
 
-    def _learn(
+    def _replan(
         self,
-        mismatch: GridMismatch,
+        plan: IntervalPlan,
+        consumed: int,
         ids: Sequence[str],
         now: datetime,
         bookmarks: SeriesBookmarks,
     ) -> IntervalPlan:
-        """Remember the grid Klaviyo showed (in STATE) and re-plan the interval on it."""
-        bookmarks.set_alignment(mismatch.interval, mismatch.alignment)
-        self._write_state()
-        plan = self._plan_interval(mismatch.interval, ids, now, bookmarks)
-        self.logger.info(
-            "%s; the tap now cuts %s windows on that grid (kept in STATE) and reads them again: "
-            "%d calls",
-            mismatch,
-            mismatch.interval,
-            len(plan.calls),
-        )
-        return plan
+        """The interval's remaining calls from the bookmarks as they stand now.
+
+        ``consumed`` calls of ``plan`` were made (a refused or mismatched one included); the
+        progress count trades the rest of ``plan`` for the new calls.
+        """
+        new = self._plan_interval(plan.grid.interval, ids, now, bookmarks)
+        self._calls_planned += len(new.calls) - (len(plan.calls) - consumed)
+        return new
 
     @override
     def _resume_note(self) -> str:
@@ -583,7 +680,7 @@ class SegmentSeriesStream(_ReportStream):
             "segment-series-report",
             statistics=settings.statistics,
             timeframe=timeframe,
-            segment_ids=call.segment_ids,
+            segment_ids=None if call.whole_account else call.segment_ids,
             interval=call.interval,
         )
 
@@ -594,10 +691,10 @@ class SegmentSeriesStream(_ReportStream):
             return check_series_answer(report, call, plan.grid, settings.timezone)
 
         try:
-            answer: WindowAnswer = self.post_report(body, parse)
+            answer: WindowAnswer = self._post_report(body, parse, whole_account=call.whole_account)
         except TimezoneMismatch as exc:
             raise FatalAPIError(str(exc)) from None
-        self._warn_about_ids(answer.report)
+        self._warn_about_ids(answer.report, whole_account=call.whole_account)
         return answer
 
     def _records(self, answer: WindowAnswer, plan: IntervalPlan) -> Iterator[dict[str, Any]]:
@@ -647,13 +744,15 @@ class SegmentSeriesStream(_ReportStream):
                 bookmarks.set(call.interval, segment_id, resume)
         self._write_state()
 
-    def _write_state(self) -> None:
-        """Write a STATE message now, through the tap's public state writer."""
-        self._tap.state_writer.write_state(self.tap_state)
-
 
 def _describe_call(call: ReportCall) -> str:
     return (
         f"{call.interval} {call.start.isoformat()} to {call.end.isoformat()}, "
-        f"{len(call.segment_ids)} segments"
+        f"{_segments(call.segment_ids, call.whole_account)}"
     )
+
+
+def _segments(segment_ids: Sequence[str], whole_account: bool) -> str:
+    if whole_account:
+        return f"the whole account ({len(segment_ids)} segments wanted)"
+    return f"{len(segment_ids)} segments"

@@ -39,6 +39,7 @@ from tap_klaviyo_segments.settings import (
     DEFAULT_REVISION,
     STATISTICS,
     TIMEFRAME_KEYS,
+    WHOLE_ACCOUNT_MODES,
     Settings,
     SettingsError,
     parse_settings,
@@ -118,6 +119,15 @@ def _config_schema() -> dict[str, Any]:
             title="API Revision",
             default=DEFAULT_REVISION,
             description="Klaviyo API revision header.",
+        ),
+        th.Property(
+            "whole_account_calls",
+            th.StringType(allowed_values=list(WHOLE_ACCOUNT_MODES)),
+            title="Whole-Account Calls",
+            default=WHOLE_ACCOUNT_MODES[0],
+            description="auto: where more than 100 segments need the same report, ask once "
+            "without a segment filter (the whole account) and keep the wanted segments; never: "
+            "always ask in filtered batches of 100.",
         ),
         th.Property(
             "api_url",

@@ -61,22 +61,30 @@ def assert_plan_matches_sync(server, config, state=None):
     return plan, result
 
 
-def test_fresh_state_plan_equals_sync_calls(standin):
+MODES = ["never", "auto"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fresh_state_plan_equals_sync_calls(standin, mode):
     config = base_config(
         standin.url,
         start_date="2026-06-01",
         series_intervals=["daily", "weekly"],
         values_timeframes=["last_30_days", "last_7_days"],
+        whole_account_calls=mode,
     )
     plan, _ = assert_plan_matches_sync(standin, config)
     segments = plan.segment_count
-    assert segments > 100  # listed through GET /api/segments, two batches
+    assert segments > 100  # listed through GET /api/segments: two batches, or one whole call
     assert plan.segment_source == "GET /api/segments"
-    assert plan.values_calls == 2 * 2
+    whole = mode == "auto"
+    assert plan.values_calls == 2 * (1 if whole else 2)
     by_interval = {p.interval: p for p in plan.series}
-    # A fresh backfill is the minimum: ceil(S/100) x windows.
+    # A fresh backfill is the minimum: ceil(S/100) (or 1 whole-account call) x windows.
     days = (NOW_LOCAL.date() - datetime(2026, 6, 1).date()).days + 1
-    assert len(by_interval["daily"].calls) == minimum_series_calls(segments, days, "daily")
+    assert len(by_interval["daily"].calls) == minimum_series_calls(
+        segments, days, "daily", whole_account=whole
+    )
     assert by_interval["daily"].never_synced == segments
 
 
@@ -93,29 +101,40 @@ def test_hourly_and_monthly_plan_equals_sync_calls(standin):
     assert_plan_matches_sync(standin, config, state=first.final_state)
 
 
-def test_saved_state_plan_equals_sync_calls(standin):
+@pytest.mark.parametrize("mode", MODES)
+def test_saved_state_plan_equals_sync_calls(standin, mode):
     ids = standin.account.segment_ids()[:120]
-    config = base_config(standin.url, segment_ids=ids, start_date="2026-08-01")
+    config = base_config(
+        standin.url, segment_ids=ids, start_date="2026-08-01", whole_account_calls=mode
+    )
     _, first = assert_plan_matches_sync(standin, config)
     # After a complete sync only the lookback days are re-read: one window per batch.
     plan, _ = assert_plan_matches_sync(standin, config, state=first.final_state)
-    assert plan.series_calls == 2
+    assert plan.series_calls == (1 if mode == "auto" else 2)
     assert all(p.segments_up_to_date + p.segments_behind == 120 for p in plan.series)
 
 
-def test_budget_stopped_state_plan_equals_next_sync(standin):
+@pytest.mark.parametrize(
+    ("mode", "values", "series", "runs"),
+    [("never", 2, 12, 4), ("auto", 1, 6, 2)],  # 12 at 5 - 2 a run; 6 at 5 - 1 a run
+)
+def test_budget_stopped_state_plan_equals_next_sync(standin, mode, values, series, runs):
     ids = standin.account.segment_ids()[:120]
     config = base_config(
-        standin.url, segment_ids=ids, start_date="2026-01-01", report_calls_per_day=5
+        standin.url,
+        segment_ids=ids,
+        start_date="2026-01-01",
+        report_calls_per_day=5,
+        whole_account_calls=mode,
     )
     plan, first = assert_plan_matches_sync(standin, config)
-    assert (plan.values_calls, plan.series_calls) == (2, 12)
+    assert (plan.values_calls, plan.series_calls) == (values, series)
     assert plan.calls_this_run == 5
-    assert plan.runs_needed == 4  # 12 series calls at 5 - 2 a run
+    assert plan.runs_needed == runs
     # The next run resumes from mixed points; with the budget lifted it makes what the plan says.
     unlimited = {**config, "report_calls_per_day": 225}
     second, _ = assert_plan_matches_sync(standin, unlimited, state=first.final_state)
-    assert second.series_calls == plan.series_calls - 3
+    assert second.series_calls == plan.series_calls - (5 - values)
 
 
 def test_plan_respects_stream_selection(standin):

@@ -86,6 +86,7 @@ BAD_CONFIG = [
     ("account_timezone", "Mars/Olympus", ["account_timezone", "IANA", "America/New_York"]),
     ("account_timezone", "", ["account_timezone", "IANA"]),
     ("account_timezone", 5, ["account_timezone", "string"]),
+    ("whole_account_calls", "always", ["whole_account_calls", "auto", "never"]),
     ("revision", "latest", ["revision", "YYYY-MM-DD"]),
     ("revision", "2024-1-1", ["revision", "YYYY-MM-DD"]),
     ("revision", 20241015, ["revision", "string"]),

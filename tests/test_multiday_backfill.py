@@ -36,6 +36,7 @@ def test_daily_runs_read_full_windows_and_spend_what_one_unlimited_run_spends(st
         values_timeframes=["last_30_days"],
         report_calls_per_day=4,
         lookback_days=0,
+        whole_account_calls="never",  # the case: two batches a window
     )
     state: dict = {}
     series_calls = values_calls = 0

@@ -88,6 +88,7 @@ def test_inclusive_or_exclusive_timeframe_ends_give_the_same_rows(end_inclusive)
 
 @pytest.mark.parametrize("count", [1, 100, 101, 250])
 def test_ids_are_batched_100_per_call(count):
+    """With whole_account_calls=never (tests/test_whole_account.py covers auto)."""
     settings = StandinSettings(
         segment_count=count, seed=9, now=NOW_LOCAL, rate_limits_enabled=False
     )
@@ -98,6 +99,7 @@ def test_ids_are_batched_100_per_call(count):
             start_date="2026-10-01",
             values_timeframes=["last_7_days"],
             include_inactive_segments=True,
+            whole_account_calls="never",
         )
         result = run_tap(config, now=NOW_UTC)
         series = [e for e in server.report_calls() if e.path.endswith("segment-series-reports")]
