@@ -41,9 +41,10 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
+from tap_klaviyo_segments.bookmarks import WHOLE_ACCOUNT_KEY, WHOLE_ACCOUNT_REFUSED
 from tap_klaviyo_segments.pacing import ReportBudgetSpent, ReportGate
 from tap_klaviyo_segments.redaction import cut, redact
-from tap_klaviyo_segments.reports import MalformedReportError
+from tap_klaviyo_segments.reports import MalformedReportError, SeriesReport, ValuesReport
 
 if TYPE_CHECKING:
     from backoff.types import Details
@@ -469,8 +470,16 @@ class KlaviyoStream(RESTStream[Any]):
         )
 
 
+class WholeAccountRefused(Exception):  # noqa: N818 - a signal to fall back, not an error
+    """Klaviyo answered a report without a segment filter with a 4xx."""
+
+
 class KlaviyoReportStream(KlaviyoStream):
-    """Base for the report endpoints: POSTs through the shared gate, parsed inside the retry."""
+    """Base of both report streams: POSTs through the shared gate, parsed inside the retry.
+
+    Also what the two share beyond HTTP: the segments to ask about, whole-account calls and
+    their fallback to filtered batches, the progress line per call, and the clean stop.
+    """
 
     http_method = "POST"
 
@@ -526,6 +535,135 @@ class KlaviyoReportStream(KlaviyoStream):
                 f"retries (last Retry-After: {wait})"
             )
             raise ReportBudgetSpent(reason) from None
+
+    #: Set when this run fell back from whole-account calls to filtered batches.
+    _batches_only = False
+
+    def segment_ids(self) -> list[str]:
+        """Configured ids, or every (active) segment in the account."""
+        return self.tap.report_segment_ids()
+
+    def now_utc(self) -> datetime:
+        """The tap's clock (tests freeze it)."""
+        return self.tap.now_utc()
+
+    @property
+    def whole_account(self) -> bool:
+        """Whether more than 100 segments are asked in one call without a filter.
+
+        Not when the config says never, when this run saw an unfiltered answer leave wanted
+        segments out, or when Klaviyo once refused an unfiltered call (kept in STATE).
+        """
+        return (
+            self.settings.whole_account_calls == "auto"
+            and not self._batches_only
+            and self.stream_state.get(WHOLE_ACCOUNT_KEY) != WHOLE_ACCOUNT_REFUSED
+        )
+
+    def _use_batches(self, reason: str, *, remember: bool) -> None:
+        """Ask in filtered batches of 100 for the rest of this run (and later runs)."""
+        self._batches_only = True
+        if remember:
+            self.stream_state[WHOLE_ACCOUNT_KEY] = WHOLE_ACCOUNT_REFUSED
+            self._write_state()
+        self.logger.info(
+            "%s: %s asks in filtered batches of 100 segments from now on%s",
+            reason,
+            self.name,
+            " (kept in STATE, so later runs do too)" if remember else " in this run",
+        )
+
+    def _post_report(self, body: dict[str, Any], parse: Any, *, whole_account: bool) -> Any:
+        """``post_report``, with a 4xx to an unfiltered call raised as the signal to fall back."""
+        try:
+            return self.post_report(body, parse)
+        except KlaviyoAPIError as exc:
+            if whole_account and exc.status not in (401, 403):
+                raise WholeAccountRefused(str(exc)) from None
+            raise
+
+    def _write_state(self) -> None:
+        """Write a STATE message now, through the tap's public state writer."""
+        self.tap.state_writer.write_state(self.tap_state)
+
+    def _log_progress(self, done: int, total: int, what: str) -> None:
+        """One line per report call: long backfills at 2 calls a minute need a visible pulse.
+
+        None for a call the spent budget will refuse (it is not made); the time left is at the
+        pace measured so far, waits for ``RateLimit-Reset`` and retries included.
+        """
+        gate = self.gate
+        if gate.calls_left <= 0:
+            return
+        after = total - done - 1
+        budget = ""
+        if after > gate.calls_left - 1:
+            budget = f" (this run's budget allows {gate.calls_left - 1} more)"
+        self.logger.info(
+            "%s call %d/%d: %s; %d left after it%s, about %.1f min at the current pace",
+            self.name,
+            done + 1,
+            total,
+            what,
+            after,
+            budget,
+            after * gate.seconds_per_call / 60,
+        )
+
+    def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int) -> None:
+        """Warn why the stream stopped, the calls made and still needed, and where it resumes."""
+        gate = self.gate
+        gate.stop(str(stop))
+        gate.calls_still_needed += calls_left
+        needed = f"{calls_left} more are needed for this stream"
+        if gate.calls_still_needed != calls_left:
+            needed += f" ({gate.calls_still_needed} for the whole sync)"
+        self.logger.warning(
+            "Stopping %s cleanly: %s. Made %d report calls this run; %s. "
+            "State is saved; the next run resumes %s.",
+            self.name,
+            stop,
+            gate.calls_made,
+            needed,
+            self._resume_note(),
+        )
+
+    def _resume_note(self) -> str:
+        """Where the next run starts, for the stop warning."""
+        return "with today's values"
+
+    @cached_property
+    def _ids_warned(self) -> set[tuple[str, str]]:
+        """("+" or "-", segment id) pairs already named in a warning this run."""
+        return set()
+
+    def _warn_about_ids(
+        self, report: SeriesReport | ValuesReport, *, whole_account: bool = False
+    ) -> None:
+        """Say once per run which segments Klaviyo added or left out (not once per call).
+
+        An unfiltered answer holds every segment of the account: the unwanted ones (inactive,
+        or not in ``segment_ids``) are dropped without a word.
+        """
+        seen = self._ids_warned
+        others = [] if whole_account else report.unexpected_ids
+        unexpected = [sid for sid in others if ("+", sid) not in seen]
+        missing = [sid for sid in report.missing_ids if ("-", sid) not in seen]
+        seen.update(("+", sid) for sid in unexpected)
+        seen.update(("-", sid) for sid in missing)
+        if unexpected:
+            self.logger.warning(
+                "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
+                len(unexpected),
+                ", ".join(unexpected[:5]),
+            )
+        if missing:
+            self.logger.warning(
+                "Klaviyo returned nothing for %d requested segments (%s); their bookmarks stay, "
+                "so the next run asks again (check segment_ids if they no longer exist)",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
 
 
 def failure_line(exc: BaseException, stream: str | None = None) -> str:

@@ -239,11 +239,14 @@ class TapKlaviyoSegments(Tap):
     #: The tap's clock; tests replace it to freeze "now".
     now_utc: Callable[[], datetime] = staticmethod(utc_now)
 
+    @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Add the checks a JSON schema cannot make (dates, timezone, URL, start before end).
 
         Also the first place the final config (files and env merged) is known: from here on the
-        api_key is masked in every log record, and no error message quotes it.
+        api_key is masked in every log record, and no error message quotes it. An SDK internal:
+        singer-sdk has no public hook between merging the config and using it, and this is the
+        one place the tap touches it.
         """
         register_secret(self.config.get("api_key"))
         try:

@@ -24,10 +24,9 @@ STATS = ("total_members", "members_added", "members_removed", "net_members_chang
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(segment_count=6, seed=5, now=NOW_LOCAL, rate_limits_enabled=False)
-    with StandinServer(settings) as server:
-        yield server
+def standin_settings():
+    """This module's account, served by the shared ``standin`` fixture (tests/conftest.py)."""
+    return StandinSettings(segment_count=6, seed=5, now=NOW_LOCAL, rate_limits_enabled=False)
 
 
 @pytest.fixture(autouse=True)

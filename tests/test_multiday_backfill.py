@@ -13,17 +13,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinSettings
 from tests.tap_runner import base_config, run_tap
 
 FIRST_NOW = datetime(2026, 11, 28, 10, 30)
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(segment_count=150, seed=9, now=FIRST_NOW, rate_limits_enabled=False)
-    with StandinServer(settings) as server:
-        yield server
+def standin_settings():
+    """This module's account, served by the shared ``standin`` fixture (tests/conftest.py)."""
+    return StandinSettings(segment_count=150, seed=9, now=FIRST_NOW, rate_limits_enabled=False)
 
 
 def test_daily_runs_read_full_windows_and_spend_what_one_unlimited_run_spends(standin):

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import StandinSettings
 from tests.tap_runner import SyncResult, base_config, run_tap
 
 NOW_LOCAL = datetime(2026, 11, 28, 10, 30)
@@ -25,10 +25,9 @@ STATS = ("total_members", "members_added", "members_removed", "net_members_chang
 
 
 @pytest.fixture(scope="module")
-def standin():
-    settings = StandinSettings(segment_count=260, seed=13, now=NOW_LOCAL, rate_limits_enabled=False)
-    with StandinServer(settings) as server:
-        yield server
+def standin_settings():
+    """This module's account, served by the shared ``standin`` fixture (tests/conftest.py)."""
+    return StandinSettings(segment_count=260, seed=13, now=NOW_LOCAL, rate_limits_enabled=False)
 
 
 @pytest.fixture(autouse=True)
