@@ -268,3 +268,23 @@ def test_a_broken_record_warns_and_spends_nothing_for_a_day(caplog):
         )
         assert report_calls(server) > 0
         assert "unreadable" not in tomorrow.logs
+
+
+def test_a_run_an_hour_later_spends_only_what_is_left():
+    with StandinServer(standin_settings()) as server:
+        first = run_tap(budget_config(server.url, 2), now=NOW_UTC)
+        assert report_calls(server) == 2
+        mark = len(server.log)
+        # the budget raised to 5 for the second run: 2 of them were spent an hour ago
+        later = run_tap(
+            budget_config(server.url, 5),
+            state=first.final_state,
+            now=NOW_UTC + timedelta(hours=1),
+        )
+        assert report_calls(server, mark) == 3
+    assert "5 made in the last 24 hours, 2 of them by earlier runs" in later.logs
+    record = record_of(later.final_state)
+    assert [calls for _, calls in record.entries] == [2, 3]
+    assert record.when_available(5, NOW_UTC + timedelta(hours=1), 5) == (
+        record.entries[-1][0] + WINDOW
+    )
