@@ -16,14 +16,11 @@ from dataclasses import InitVar, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from tap_klaviyo_segments.ledger import CallRecord
+from tap_klaviyo_segments.settings import utc_now
 
 
 class ReportBudgetSpent(Exception):  # noqa: N818 - a signal to stop, not an error
     """No more report calls may be made in this run; the sync stops cleanly with state saved."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -46,7 +43,7 @@ class ReportGate:
     max_wait: float = 300.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)  # looked up per call
-    now: Callable[[], datetime] = _utc_now
+    now: Callable[[], datetime] = utc_now
     #: Report calls of the last 24 hours, earlier runs' and this run's.
     record: CallRecord = field(default_factory=CallRecord)
     save: Callable[[CallRecord], None] | None = None
