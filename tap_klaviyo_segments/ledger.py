@@ -3,8 +3,8 @@
 Klaviyo counts 225 report calls a day per account but does not say whether its day is a rolling
 24 hours, a UTC day or a day in the account's timezone. A rolling 24 hours is the reading that
 is safe against every fixed 24-hour day: if no 24-hour span holds more than N calls, no calendar
-day of 24 hours does either. So a call made at ``t`` counts against the budget until
-``t + 24 h``.
+day of 24 hours does either (a 25-hour local day, when daylight saving time ends, is the one
+exception). So a call made at ``t`` counts against the budget until ``t + 24 h``.
 
 Runs that share a STATE share this record (``state["report_calls"]``), so a run started an hour
 after another knows what is left. To stay small, calls are counted per minute, each minute
