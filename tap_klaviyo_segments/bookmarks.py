@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tap_klaviyo_segments import ledger
 from tap_klaviyo_segments.planning import ALIGNMENTS, INTERVALS
 
 REPLICATION_KEY = "date_time"
@@ -172,7 +173,7 @@ def check_state(
             "start_date",
             _kind(bookmarks),
         )
-        return {}
+        return _with_call_record({}, state, logger)
     unknown = [name for name in bookmarks if name not in streams]
     if unknown:
         logger.warning(
@@ -195,7 +196,31 @@ def check_state(
             )
             continue
         checked[name] = _check_stream_state(name, dict(stream_state), today, logger)
-    return {"bookmarks": checked}
+    return _with_call_record({"bookmarks": checked}, state, logger)
+
+
+def _with_call_record(
+    checked: dict[str, Any], state: dict[str, Any], logger: logging.Logger
+) -> dict[str, Any]:
+    """Carry over the record of recent report calls (the daily budget across runs).
+
+    Dropping a broken record would let this run spend a budget earlier runs already spent, so
+    it is kept, marked unreadable, and the sync assumes the whole budget was just spent.
+    """
+    if ledger.STATE_KEY not in state:
+        return checked
+    record, problem = ledger.check(state[ledger.STATE_KEY])
+    if problem:
+        logger.warning(
+            "The record of recent report calls in STATE (%r) is unreadable: %s. The next report "
+            "stream assumes the whole report_calls_per_day budget was spent just before it; "
+            "remove %r from the state to override",
+            ledger.STATE_KEY,
+            problem,
+            ledger.STATE_KEY,
+        )
+    checked[ledger.STATE_KEY] = record
+    return checked
 
 
 def _check_stream_state(

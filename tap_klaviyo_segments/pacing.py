@@ -2,8 +2,9 @@
 
 Klaviyo allows each report endpoint 1 call a second, 2 a minute and 225 a day. A 429 costs a
 wait and retries, so the tap spaces its calls evenly instead of provoking one, listens to the
-``RateLimit-*`` headers Klaviyo sends on success, and counts the calls of a run against a
-budget so that a spent budget stops the run cleanly instead of failing it.
+``RateLimit-*`` headers Klaviyo sends on success, and counts its calls against the daily budget
+(:mod:`tap_klaviyo_segments.ledger`, kept in STATE across runs) so that a spent budget stops the
+run cleanly instead of failing it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from tap_klaviyo_segments.ledger import CallRecord
+from tap_klaviyo_segments.settings import utc_now
 
 
 class ReportBudgetSpent(Exception):  # noqa: N818 - a signal to stop, not an error
@@ -23,23 +28,41 @@ class ReportGate:
     """Decides when the next report call may go out, and whether it may go out at all.
 
     ``calls_per_minute`` and ``calls_per_second`` set an even spacing between calls (Klaviyo's
-    steady and burst limits); ``calls_per_run`` is the day's budget for this run.
+    steady and burst limits); ``calls_per_day`` is the budget of any 24 hours, shared with the
+    earlier runs whose calls ``record`` holds. ``clock`` and ``sleep`` pace; ``now`` (the tap's
+    clock) is read once, and call times are that instant plus ``clock``'s elapsed time, so a
+    wall clock that jumps during a run cannot re-date its calls. ``save`` receives the record
+    after every call, to keep it in the STATE the next message writes.
     """
 
     calls_per_minute: float
     calls_per_second: float
-    calls_per_run: int
-    #: The longest wait a ``RateLimit-Reset`` may impose (``max_retry_wait_seconds``).
+    calls_per_day: int = 225
+    #: The longest wait a ``RateLimit-Reset`` may impose (``max_retry_wait_seconds``); also the
+    #: longest the gate waits for an earlier call to stop counting against the daily budget.
     max_wait: float = 300.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)  # looked up per call
+    now: Callable[[], datetime] = utc_now
+    #: Report calls of the last 24 hours, earlier runs' and this run's.
+    record: CallRecord = field(default_factory=CallRecord)
+    save: Callable[[CallRecord], None] | None = None
     calls_made: int = 0
     stop_reason: str | None = None
+    #: When the next report call becomes available, once the daily budget stopped the run.
+    available_at: datetime | None = None
     #: Report calls the streams stopped on this run still need (summed over the streams).
     calls_still_needed: int = 0
+    #: The former name of ``calls_per_day`` (one run's budget); still accepted.
+    calls_per_run: InitVar[int | None] = None
     _next_allowed: float = 0.0
     _first_call_at: float | None = None
+    _anchor: tuple[datetime, float] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self, calls_per_run: int | None) -> None:
+        if calls_per_run is not None:
+            self.calls_per_day = calls_per_run
 
     @property
     def spacing(self) -> float:
@@ -58,19 +81,31 @@ class ReportGate:
         return max(self.spacing, observed)
 
     @property
+    def calls_before_run(self) -> int:
+        """Calls of earlier runs that still count against the budget now."""
+        return max(self.record.used(self.wall_now()) - self.calls_made, 0)
+
+    @property
     def calls_left(self) -> int:
-        """Calls this run may still make."""
-        return 0 if self.stop_reason else max(self.calls_per_run - self.calls_made, 0)
+        """Calls the daily budget allows now or within ``max_wait`` (earlier calls expiring)."""
+        if self.stop_reason:
+            return 0
+        horizon = self.wall_now() + timedelta(seconds=self.max_wait)
+        return self.record.calls_left(horizon, self.calls_per_day)
+
+    def wall_now(self) -> datetime:
+        """The tap's clock as this gate keeps it: read once, then moved on by ``clock``."""
+        if self._anchor is None:
+            self._anchor = (self.now(), self.clock())
+        start, started = self._anchor
+        return start + timedelta(seconds=self.clock() - started)
 
     def before_call(self) -> None:
         """Wait until a call is allowed and count it; raise when the budget is spent."""
         with self._lock:
-            if self.calls_left <= 0:
-                self.stop_reason = self.stop_reason or (
-                    f"the run's budget of {self.calls_per_run} report calls "
-                    "(report_calls_per_day) is spent"
-                )
+            if self.stop_reason:
                 raise ReportBudgetSpent(self.stop_reason)
+            self._wait_for_budget()
             wait = self._next_allowed - self.clock()
             if wait > 0:
                 self.sleep(wait)
@@ -79,6 +114,41 @@ class ReportGate:
             if self._first_call_at is None:
                 self._first_call_at = now
             self._next_allowed = now + self.spacing
+            at = self.wall_now()
+            self.record = self.record.add(at).pruned(at)
+            if self.save is not None:
+                self.save(self.record)
+
+    def _wait_for_budget(self) -> None:
+        """Return once the daily budget allows a call, waiting up to ``max_wait`` for one.
+
+        A short wait lets a run scheduled at the same time as yesterday's go on as yesterday's
+        calls stop counting; a longer one stops the run, saying when calls are available again.
+        """
+        now = self.wall_now()
+        if self.record.calls_left(now, self.calls_per_day) > 0:
+            return
+        at = self.record.next_call_at(now, self.calls_per_day)
+        if at is not None and (at - now).total_seconds() <= self.max_wait:
+            self.sleep((at - now).total_seconds())
+            now = self.wall_now()
+            if self.record.calls_left(now, self.calls_per_day) > 0:
+                return
+            at = self.record.next_call_at(now, self.calls_per_day)
+        self.available_at = at
+        used = self.record.used(now)
+        earlier = used - self.calls_made
+        by_earlier = f", {earlier} of them by earlier runs" if earlier > 0 else ""
+        when = (
+            f"the next is allowed at {at.astimezone(timezone.utc).isoformat(timespec='seconds')}"
+            if at is not None
+            else "none is ever allowed"
+        )
+        self.stop_reason = (
+            f"the daily budget of {self.calls_per_day} report calls (report_calls_per_day) is "
+            f"spent: {used} made in the last 24 hours{by_earlier}; {when}"
+        )
+        raise ReportBudgetSpent(self.stop_reason)
 
     def after_response(self, status: int, headers: Mapping[str, str]) -> None:
         """Hold the next call until Klaviyo's window resets if it says none are left.
