@@ -31,8 +31,9 @@ find_python() {
     die "need Python 3.10 or newer (set PYTHON=/path/to/python3.x)"
 }
 
-# ensure_meltano: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
-# (the tap from `-e .`, target-jsonl and target-duckdb). Re-running takes seconds.
+# ensure_meltano [PLUGIN...]: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
+# of the named plugins (default: every plugin of meltano.yml: the tap from `-e .`,
+# target-jsonl, target-duckdb, target-postgres). Re-running takes seconds.
 ensure_meltano() {
     local py
     if [[ ! -x "$MELTANO" ]] || [[ "$("$MELTANO" --version 2>/dev/null)" != *"$MELTANO_VERSION"* ]]; then
@@ -44,6 +45,6 @@ ensure_meltano() {
         "$MELTANO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
             "meltano==$MELTANO_VERSION"
     fi
-    log "meltano install (tap-klaviyo-segments from -e ., target-jsonl, target-duckdb)"
-    (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install)
+    log "meltano install ${*:-(every plugin of meltano.yml)}"
+    (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install "$@")
 }
