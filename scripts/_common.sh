@@ -48,3 +48,27 @@ ensure_meltano() {
     log "meltano install ${*:-(every plugin of meltano.yml)}"
     (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install "$@")
 }
+
+# has_postgres: PostgreSQL's server binaries are there (PG_BIN, Debian's layout, or the PATH),
+# the way tests/e2e/postgres_server.py looks for them.
+has_postgres() {
+    [[ -n "${PG_BIN:-}" && -x "$PG_BIN/initdb" ]] && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+    command -v initdb >/dev/null 2>&1
+}
+
+# ensure_postgres: install Debian's postgresql package (the server binaries the end-to-end tests
+# start on a free loopback port) when they are missing and apt-get can run (as root or with sudo).
+ensure_postgres() {
+    has_postgres && return 0
+    local sudo=""
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "the PostgreSQL tests need PostgreSQL's server: install Debian's postgresql package (or set PG_BIN to the folder holding initdb)"
+        sudo="sudo"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "the PostgreSQL tests need PostgreSQL's server (initdb, pg_ctl): install it, or set PG_BIN to the folder holding initdb"
+    log "Installing PostgreSQL (Debian's postgresql package) for the end-to-end tests"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    has_postgres || die "PostgreSQL's initdb is still missing after installing postgresql"
+}

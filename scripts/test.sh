@@ -3,7 +3,8 @@
 #   bash scripts/test.sh [--matrix] [pytest args...]
 # Creates/uses .venv (the package with its [test] extra, singer-sdk $SDK_PINNED) and, for the
 # end-to-end tests, Meltano plus its plugins under the git-ignored .meltano/ (cached after the
-# first run). The PostgreSQL tests need PostgreSQL's server binaries (.ci/run installs them).
+# first run), and PostgreSQL's server binaries for the PostgreSQL tests (Debian's postgresql
+# package, installed with apt-get when missing).
 #
 # With --matrix, or when CI=true, the unit tests (everything but tests/e2e) also run on every
 # other supported Python with singer-sdk $SDK_PINNED, and on the newest singer-sdk 0.55
@@ -58,6 +59,7 @@ venv_with .venv .venv/bin/python "singer-sdk==$SDK_PINNED"
 
 ensure_meltano
 export MELTANO_BIN="$MELTANO"
+ensure_postgres
 
 step "ruff check" .venv/bin/ruff check .
 step "ruff format --check" .venv/bin/ruff format --check .

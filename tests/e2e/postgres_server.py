@@ -54,7 +54,7 @@ print(json.dumps(out, default=str))
 
 
 SERVER_HINT = (
-    "PostgreSQL's server binaries (initdb, pg_ctl) were not found: `bash .ci/run` installs "
+    "PostgreSQL's server binaries (initdb, pg_ctl) were not found: `bash scripts/test.sh` installs "
     "Debian's postgresql package; locally `apt-get install postgresql`, or set PG_BIN to the "
     "folder holding initdb"
 )
