@@ -31,6 +31,20 @@ find_python() {
     die "need Python 3.10 or newer (set PYTHON=/path/to/python3.x)"
 }
 
+# python_for X.Y: print an interpreter of Python X.Y: pythonX.Y on the PATH if it runs (a pyenv
+# shim of a version not selected does not), else pyenv's own copy of X.Y, else none (status 1).
+python_for() {
+    local want="$1" candidate
+    for candidate in "python$want" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/"python$want"; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c "import sys; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '$want' else 1)" 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
 # ensure_meltano [PLUGIN...]: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
 # of the named plugins (default: every plugin of meltano.yml: the tap from `-e .`,
 # target-jsonl, target-duckdb, target-postgres). Re-running takes seconds.

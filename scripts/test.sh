@@ -81,13 +81,13 @@ if $matrix; then
     unit_leg() {
         local version="$1" sdk="$2" name="$3" py status=0
         {
-            if py="$(command -v "python$version")"; then
+            if py="$(python_for "$version")"; then
                 venv_with ".venvs/$name" "$py" "$sdk" &&
                     ".venvs/$name/bin/python" -c 'import sys; from importlib.metadata import version; print("Python", sys.version.split()[0], "singer-sdk", version("singer-sdk"))' &&
                     ".venvs/$name/bin/python" -m pytest -q -p no:cacheprovider "${UNIT_TESTS[@]}" ||
                     status=$?
             else
-                echo "python$version is not on the PATH (the tap supports it: CI must test it)"
+                echo "no Python $version found (the tap supports it: CI must test it)"
                 status=1
             fi
         } >".venvs/$name.log" 2>&1
@@ -107,7 +107,7 @@ if $matrix; then
     wait
     for name in "${names[@]}"; do
         status="$(cat ".venvs/$name.rc" 2>/dev/null || echo 1)"
-        summary="$(grep -E '^Python |^[0-9]+ (passed|failed)|[0-9]+ passed' ".venvs/$name.log" | tail -n 2 | tr '\n' ' ')"
+        summary="$(grep -E '^Python |^[0-9]+ (passed|failed)|[0-9]+ passed' ".venvs/$name.log" | tail -n 2 | tr '\n' ' ' || true)"
         if [[ "$status" == 0 ]]; then
             log "unit tests $name: ok  $summary"
         else
