@@ -31,8 +31,23 @@ find_python() {
     die "need Python 3.10 or newer (set PYTHON=/path/to/python3.x)"
 }
 
-# ensure_meltano: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
-# (the tap from `-e .`, target-jsonl and target-duckdb). Re-running takes seconds.
+# python_for X.Y: print an interpreter of Python X.Y: pythonX.Y on the PATH if it runs (a pyenv
+# shim of a version not selected does not), else pyenv's own copy of X.Y, else none (status 1).
+python_for() {
+    local want="$1" candidate
+    for candidate in "python$want" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*/bin/"python$want"; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c "import sys; sys.exit(0 if '%d.%d' % sys.version_info[:2] == '$want' else 1)" 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# ensure_meltano [PLUGIN...]: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
+# of the named plugins (default: every plugin of meltano.yml: the tap from `-e .`,
+# target-jsonl, target-duckdb, target-postgres). Re-running takes seconds.
 ensure_meltano() {
     local py
     if [[ ! -x "$MELTANO" ]] || [[ "$("$MELTANO" --version 2>/dev/null)" != *"$MELTANO_VERSION"* ]]; then
@@ -44,6 +59,30 @@ ensure_meltano() {
         "$MELTANO_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
             "meltano==$MELTANO_VERSION"
     fi
-    log "meltano install (tap-klaviyo-segments from -e ., target-jsonl, target-duckdb)"
-    (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install)
+    log "meltano install ${*:-(every plugin of meltano.yml)}"
+    (cd "$REPO_ROOT" && "$MELTANO" --log-level=warning install "$@")
+}
+
+# has_postgres: PostgreSQL's server binaries are there (PG_BIN, Debian's layout, or the PATH),
+# the way tests/e2e/postgres_server.py looks for them.
+has_postgres() {
+    [[ -n "${PG_BIN:-}" && -x "$PG_BIN/initdb" ]] && return 0
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+    command -v initdb >/dev/null 2>&1
+}
+
+# ensure_postgres: install Debian's postgresql package (the server binaries the end-to-end tests
+# start on a free loopback port) when they are missing and apt-get can run (as root or with sudo).
+ensure_postgres() {
+    has_postgres && return 0
+    local sudo=""
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "the PostgreSQL tests need PostgreSQL's server: install Debian's postgresql package (or set PG_BIN to the folder holding initdb)"
+        sudo="sudo"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "the PostgreSQL tests need PostgreSQL's server (initdb, pg_ctl): install it, or set PG_BIN to the folder holding initdb"
+    log "Installing PostgreSQL (Debian's postgresql package) for the end-to-end tests"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    has_postgres || die "PostgreSQL's initdb is still missing after installing postgresql"
 }

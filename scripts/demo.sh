@@ -13,7 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 cd "$REPO_ROOT"
 
-ensure_meltano
+ensure_meltano tap-klaviyo-segments target-duckdb
 TAP_PY="$MELTANO_SYS_DIR_ROOT/extractors/tap-klaviyo-segments/venv/bin/python"
 DUCKDB_PY="$MELTANO_SYS_DIR_ROOT/loaders/target-duckdb/venv/bin/python"
 mkdir -p output
@@ -39,7 +39,7 @@ else
     trap cleanup EXIT
     trap 'exit 130' INT TERM
 
-    log "Starting the Klaviyo stand-in on a free local port (log: $work/standin.log)"
+    log "Starting the Klaviyo stand-in on a free local port"
     # The stand-in is not part of the tap's wheel: it runs from this checkout.
     PYTHONPATH="$REPO_ROOT" "$TAP_PY" -m klaviyo_standin \
         --port 0 \
@@ -57,7 +57,10 @@ else
         fi
         sleep 0.1
     done
-    [[ -s "$work/ready" ]] || die "the stand-in was not ready after 30 s (see $work/standin.log)"
+    if [[ ! -s "$work/ready" ]]; then
+        cat "$work/standin.log" >&2 # the log is deleted on exit: show it, not its path
+        die "the stand-in was not ready after 30 s"
+    fi
     standin_url="$(head -n 1 "$work/ready")"
     # meltano.yml's dev environment points api_url at http://127.0.0.1:${KLAVIYO_STANDIN_PORT}.
     export KLAVIYO_STANDIN_PORT="${standin_url##*:}"

@@ -161,3 +161,33 @@ def test_unknown_urls_are_null_and_listed_in_one_place():
     section = readme.split("## Meltano Hub", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `(\w+)`", section, flags=re.MULTILINE))
     assert listed >= UNKNOWN_UNTIL_PUBLISHED, listed
+
+
+def test_the_readme_configuration_table_shows_the_schema_defaults(about):
+    """The README's defaults are copies for readers; this keeps them the schema's."""
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n\n", 2)[1]
+    properties = about["settings"]["properties"]
+    shown = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        key, default = cells[0].strip("`"), cells[2]
+        assert key in properties, f"README documents {key!r}, which the schema lacks"
+        shown[key] = default
+    own = [key for key in properties if key in shown]
+    assert set(shown) == set(own)
+    for key, default in shown.items():
+        if "default" not in properties[key]:
+            assert not default.startswith("`"), f"{key}: README shows default {default}"
+            continue
+        expected = properties[key]["default"]
+        if default == "all four":
+            assert len(expected) == 4, key
+            continue
+        assert default.startswith("`"), f"{key}: README shows {default}, schema {expected!r}"
+        text = default.strip("`")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        assert value == expected, f"{key}: README {value!r}, schema {expected!r}"

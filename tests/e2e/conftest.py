@@ -91,6 +91,19 @@ def plugin_bins(meltano_bin: Path) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="session")
+def about_json(plugin_bins: dict[str, Path]) -> dict[str, Any]:
+    """The tap's own ``--about --format=json`` (capabilities and settings)."""
+    proc = subprocess.run(
+        [str(plugin_bins["tap"]), "--about", "--format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(proc.stdout)
+
+
 def _serve(scenario: Scenario) -> Iterator[StandinServer]:
     settings = StandinSettings(
         segment_count=SEGMENTS,

@@ -11,6 +11,7 @@ as the unprivileged ``nobody`` user instead, owning its data directory.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -19,11 +20,41 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+_DUMP = """
+import json, sys
+import psycopg
+port, database, schema, *tables = sys.argv[1:]
+out = {"rows": {}, "types": {}, "keys": {}}
+with psycopg.connect(host="127.0.0.1", port=int(port), user="postgres", dbname=database,
+                     password=sys.stdin.read()) as conn:
+    for table in tables:
+        cur = conn.execute(f'select * from "{schema}"."{table}"')
+        names = [column.name for column in cur.description]
+        out["rows"][table] = [dict(zip(names, row)) for row in cur.fetchall()]
+    for table, column, kind in conn.execute(
+        "select table_name, column_name, data_type from information_schema.columns "
+        "where table_schema = %s", (schema,)
+    ):
+        out["types"].setdefault(table, {})[column] = kind
+    for table, column in conn.execute(
+        "select tc.table_name, k.column_name from information_schema.table_constraints tc "
+        "join information_schema.key_column_usage k on k.constraint_name = tc.constraint_name "
+        "and k.constraint_schema = tc.constraint_schema and k.table_name = tc.table_name "
+        "where tc.constraint_type = 'PRIMARY KEY' and tc.table_schema = %s "
+        "order by tc.table_name, k.ordinal_position", (schema,)
+    ):
+        out["keys"].setdefault(table, []).append(column)
+print(json.dumps(out, default=str))
+"""
+
 
 SERVER_HINT = (
-    "PostgreSQL's server binaries (initdb, pg_ctl) were not found: `bash .ci/run` installs "
+    "PostgreSQL's server binaries (initdb, pg_ctl) were not found: `bash scripts/test.sh` installs "
     "Debian's postgresql package; locally `apt-get install postgresql`, or set PG_BIN to the "
     "folder holding initdb"
 )
@@ -170,6 +201,32 @@ class PostgresServer:
             "createdb", "--host", "127.0.0.1", "--port", str(self.port), "-U", self.user, name
         )
         return name
+
+    def target_env(self, database: str) -> dict[str, str]:
+        """TARGET_POSTGRES_* variables pointing target-postgres at ``database`` here."""
+        return {
+            "TARGET_POSTGRES_HOST": "127.0.0.1",
+            "TARGET_POSTGRES_PORT": str(self.port),
+            "TARGET_POSTGRES_USER": self.user,
+            "TARGET_POSTGRES_PASSWORD": self.password,
+            "TARGET_POSTGRES_DATABASE": database,
+        }
+
+    def read(
+        self, python: Path, database: str, schema: str, tables: Sequence[str]
+    ) -> dict[str, Any]:
+        """Rows, column types and primary keys of ``tables``, read with ``python``'s psycopg
+        (target-postgres' venv has it; the tests' own venv need not)."""
+        proc = subprocess.run(
+            [str(python), "-c", _DUMP, str(self.port), database, schema, *tables],
+            input=self.password,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, f"reading {database} failed:\n{proc.stderr[-4000:]}"
+        return json.loads(proc.stdout)
 
     def __enter__(self) -> PostgresServer:
         return self.start()
