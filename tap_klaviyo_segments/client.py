@@ -598,7 +598,7 @@ class KlaviyoReportStream(KlaviyoStream):
         after = total - done - 1
         budget = ""
         if after > gate.calls_left - 1:
-            budget = f" (this run's budget allows {gate.calls_left - 1} more)"
+            budget = f" (the daily budget allows {gate.calls_left - 1} more)"
         self.logger.info(
             "%s call %d/%d: %s; %d left after it%s, about %.1f min at the current pace",
             self.name,

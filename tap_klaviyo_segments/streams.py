@@ -14,6 +14,7 @@ from urllib.parse import ParseResult, urlsplit
 import requests
 from singer_sdk import typing as th
 from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
 from typing_extensions import override
@@ -334,6 +335,10 @@ class SegmentSeriesStream(KlaviyoReportStream):
     path = "/api/segment-series-reports"
     primary_keys = ("segment_id", "interval", "date_time")
     replication_key = REPLICATION_KEY
+    #: Rows are built with the schema's own JSON types (text, ints, booleans), so the SDK's
+    #: per-record type conforming would change nothing: it was the biggest CPU cost per record
+    #: (BENCHMARKS.md).
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     schema = th.PropertiesList(
         th.Property("segment_id", th.StringType, required=True),
         th.Property(

@@ -26,6 +26,7 @@ from singer_sdk.helpers.capabilities import (
     EMIT_ACTIVATE_VERSION_CONFIG,
     CapabilitiesEnum,
     PluginCapabilities,
+    TapCapabilities,
 )
 from typing_extensions import override
 
@@ -157,7 +158,8 @@ def _config_schema() -> dict[str, Any]:
             th.IntegerType(minimum=0),
             title="Daily Report Call Budget",
             default=225,
-            description="Most report calls one run makes; then it stops cleanly with state saved.",
+            description="Most report calls in any 24 hours, across the runs that share STATE; "
+            "then a run stops cleanly with state saved.",
         ),
         th.Property(
             "max_retry_wait_seconds",
@@ -232,10 +234,18 @@ class TapKlaviyoSegments(Tap):
     name = "tap-klaviyo-segments"
     config_jsonschema = _config_schema()
 
-    #: No BATCH messages: a bookmark moves after its window's RECORDs are written, and batch
-    #: files would break that promise.
+    #: Written out, so that the Hub file and meltano.yml (which a test keeps equal to
+    #: ``--about``) hold on every singer-sdk the tap allows. No BATCH: a bookmark moves after its
+    #: window's RECORDs are written, and batch files would break that promise.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
-        capability for capability in Tap.capabilities if capability != PluginCapabilities.BATCH
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        PluginCapabilities.ACTIVATE_VERSION,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
     ]
 
     #: singer-sdk's msgspec message writer instead of its simplejson one: the same messages at a

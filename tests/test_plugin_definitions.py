@@ -11,13 +11,11 @@ import json
 import re
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from packaging.version import Version
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_FILE = REPO / "hub" / "extractors" / "tap-klaviyo-segments.yml"
@@ -83,16 +81,6 @@ def expected_setting(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 DEFINITIONS = {"hub": hub, "meltano.yml": inline_extractor}
 
 
-SDK_055 = Version(metadata.version("singer-sdk")) >= Version("0.55.0a0")
-
-
-@pytest.mark.xfail(
-    SDK_055,
-    strict=True,
-    reason="singer-sdk 0.55 adds the start-date capability to every tap: the tap's capability "
-    "list (tap.py, TapKlaviyoSegments.capabilities) follows the SDK's instead of being written "
-    "out, so the plugin files cannot match both releases (lead: write the list out)",
-)
 @pytest.mark.parametrize("where", list(DEFINITIONS))
 def test_capabilities_are_what_about_reports(about, where):
     assert DEFINITIONS[where]()["capabilities"] == about["capabilities"]
