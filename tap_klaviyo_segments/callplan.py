@@ -21,13 +21,14 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.metrics import METRICS_LOGGER_NAME
 
+from tap_klaviyo_segments import ledger
 from tap_klaviyo_segments.bookmarks import SeriesBookmarks
 from tap_klaviyo_segments.planning import MAX_IDS_PER_CALL, ReportCall
 from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentValuesStream
@@ -121,6 +122,12 @@ class CallPlan:
     calls_per_day: int
     values: ValuesPlan | None
     series: tuple[IntervalSummary, ...] | None
+    #: Calls the shared daily budget has left now (earlier runs' calls from STATE counted).
+    calls_left_today: int = 0
+    #: When the budget allows the next call, if none is left now.
+    next_call_at: datetime | None = None
+    #: About when every planned call has been made, if a run starts whenever calls are left.
+    finish_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -145,8 +152,8 @@ class CallPlan:
 
     @property
     def calls_this_run(self) -> int:
-        """Calls this run can make before ``report_calls_per_day`` stops it cleanly."""
-        return min(self.total_calls, self.calls_per_day)
+        """Calls this run can make before the daily budget stops it cleanly."""
+        return min(self.total_calls, self.calls_left_today)
 
     @property
     def runs_needed(self) -> int | None:
@@ -215,6 +222,13 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
     notes = []
     if not ids and (values is not None or series is not None):
         notes.append("no segments to report on")
+    now_utc = tap.now_utc()
+    per_day = settings.report_calls_per_day
+    tap_state: dict[str, Any] = dict(tap.state)
+    record, record_notes = ledger.resolve(tap_state.get(ledger.STATE_KEY), now_utc, per_day)
+    notes.extend(record_notes)
+    total = (values.calls if values else 0) + sum(len(p.calls) for p in series or ())
+    left = record.calls_left(now_utc, per_day)
     return CallPlan(
         now=now,
         data_end=data_end,
@@ -227,8 +241,36 @@ def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
         calls_per_day=settings.report_calls_per_day,
         values=values,
         series=series,
+        calls_left_today=left,
+        next_call_at=None if left else record.next_call_at(now_utc, per_day),
+        finish_at=_finish_at(record, total, now_utc, per_day, tap.report_gate.spacing),
         notes=notes,
     )
+
+
+def _finish_at(
+    record: ledger.CallRecord, calls: int, now: datetime, per_day: int, spacing: float
+) -> datetime | None:
+    """About when ``calls`` calls are made, runs starting whenever the budget has calls left.
+
+    An estimate: later runs re-plan (and spend their values calls again), and other private-key
+    integrations of the account spend the same quota. None when the budget is 0.
+    """
+    moment = now
+    while calls > 0:
+        left = record.calls_left(moment, per_day)
+        if left <= 0:
+            upcoming = record.next_call_at(moment, per_day)
+            if upcoming is None or upcoming <= moment:
+                return None
+            moment = upcoming
+            continue
+        batch = min(left, calls)
+        for _ in range(batch):
+            record = record.add(moment)
+            moment += timedelta(seconds=spacing)
+        calls -= batch
+    return moment
 
 
 def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
@@ -281,11 +323,14 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
         },
         "budget": {
             "report_calls_per_day": plan.calls_per_day,
+            "calls_left_today": plan.calls_left_today,
+            "next_call_at": plan.next_call_at.isoformat() if plan.next_call_at else None,
             "calls_this_run": plan.calls_this_run,
             "calls_left_after_this_run": plan.total_calls - plan.calls_this_run,
             "runs_needed": plan.runs_needed,
         },
         "estimated_seconds_this_run": plan.estimated_seconds,
+        "finish_at": plan.finish_at.isoformat() if plan.finish_at else None,
         "streams": streams,
         "notes": plan.notes,
     }
@@ -338,10 +383,27 @@ def render_text(plan: CallPlan) -> str:
         f"Total: {plan.total_calls} report calls"
         + (f", {plan.values_calls} values + {plan.series_calls} series" if plan.values else "")
     )
+    today = (
+        f"Today: {plan.calls_left_today} of report_calls_per_day={plan.calls_per_day} calls left "
+        "(earlier runs' calls in the last 24 hours counted, from --state)"
+    )
+    if plan.next_call_at is not None:
+        today += f"; the next is allowed at {plan.next_call_at.isoformat()}"
+    lines.append(today)
     lines.append(
         f"This run: {plan.calls_this_run} calls, about {_duration(plan.estimated_seconds)} "
         f"at {pace} (plus response time)"
     )
+    if plan.total_calls:
+        lines.append(
+            "Finish: "
+            + (
+                f"about {plan.finish_at.isoformat(timespec='minutes')} (UTC), with a run "
+                "whenever the budget has calls left"
+                if plan.finish_at is not None
+                else "never: report_calls_per_day is 0"
+            )
+        )
     left = plan.total_calls - plan.calls_this_run
     if left:
         runs = plan.runs_needed

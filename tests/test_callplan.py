@@ -186,3 +186,30 @@ def test_unreadable_state_file_is_a_message(tmp_path):
     state_path.write_text("{")
     with pytest.raises(SystemExit, match="cannot read"):
         main(["--config", str(config_path), "--state", str(state_path)])
+
+
+def test_the_plan_counts_earlier_runs_calls_and_says_when_it_would_finish(standin):
+    from datetime import timedelta
+
+    from tap_klaviyo_segments import ledger
+
+    ids = standin.account.segment_ids()[:3]
+    config = base_config(standin.url, segment_ids=ids, start_date="2025-01-01")
+    record = ledger.CallRecord(()).add(NOW_UTC - timedelta(hours=1), 220)
+    state = {ledger.STATE_KEY: record.to_state()}
+    plan = plan_for(config, state=state)
+    assert plan.calls_left_today == 5
+    assert plan.calls_this_run == 5 < plan.total_calls
+    # The rest waits until the earlier calls are 24 hours old.
+    assert plan.finish_at is not None
+    assert plan.finish_at >= NOW_UTC + timedelta(hours=23)
+    text = render_text(plan)
+    assert "Today: 5 of report_calls_per_day=225 calls left" in text
+    assert "Finish: about " in text
+    data = plan_to_dict(plan)
+    assert data["budget"]["calls_left_today"] == 5
+    spent = {ledger.STATE_KEY: ledger.CallRecord(()).add(NOW_UTC, 225).to_state()}
+    none_left = plan_for(config, state=spent)
+    assert none_left.calls_this_run == 0
+    assert none_left.next_call_at is not None
+    assert "the next is allowed at" in render_text(none_left)
