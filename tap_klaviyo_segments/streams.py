@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cached_property
@@ -407,13 +407,28 @@ class SegmentSeriesStream(KlaviyoReportStream):
         return SeriesBookmarks(self.stream_state, self.settings.timezone, self.logger)
 
     def _plan_interval(
-        self, interval: str, segment_ids: Sequence[str], now: datetime, bookmarks: SeriesBookmarks
+        self,
+        interval: str,
+        segment_ids: Sequence[str],
+        now: datetime,
+        bookmarks: SeriesBookmarks,
+        read_through: Mapping[str, datetime] | None = None,
     ) -> IntervalPlan:
+        """One interval's calls from the bookmarks.
+
+        ``read_through`` holds, for segments this run already read, where their reading ended:
+        a re-plan in mid-run does not ask for those buckets again (the bookmark may lag behind,
+        as recent buckets are re-read on the next run).
+        """
         settings = self.settings
         grid = BucketGrid(
             interval, reporting_anchor(settings.start), bookmarks.alignment(interval) or ""
         )
         resume = {sid: bookmarks.resume_point(interval, sid, now=now) for sid in segment_ids}
+        for sid, through in (read_through or {}).items():
+            point = resume.get(sid)
+            if point is None or point < through:
+                resume[sid] = through
         data_end = data_end_for(grid, now, settings.end)
         return plan_interval(grid, resume, data_end, whole_account=self.whole_account)
 
@@ -449,6 +464,7 @@ class SegmentSeriesStream(KlaviyoReportStream):
         """
         learned = False
         position = 0
+        read_through: dict[str, datetime] = {}
         while position < len(plan.calls):
             call = plan.calls[position]
             self._log_progress(self._calls_done, self._calls_planned, _describe_call(call))
@@ -487,6 +503,8 @@ class SegmentSeriesStream(KlaviyoReportStream):
             yield from self._records(answer, plan)
             self._advance(bookmarks, answer, now)
             position += 1
+            through = answer.grid.start(call.last_bucket + 1)
+            read_through.update(dict.fromkeys(answer.report.results, through))
             if call.whole_account and answer.report.missing_ids:
                 # Nothing promises an unfiltered answer holds every segment: ask the missing
                 # ones again in batches, over the windows they still need, and batch from now on.
@@ -495,7 +513,8 @@ class SegmentSeriesStream(KlaviyoReportStream):
                     "wanted segments",
                     remember=False,
                 )
-                plan, position = self._replan(plan, position, ids, now, bookmarks), 0
+                plan = self._replan(plan, position, ids, now, bookmarks, read_through)
+                position = 0
         return False
 
     def _replan(
@@ -505,13 +524,14 @@ class SegmentSeriesStream(KlaviyoReportStream):
         ids: Sequence[str],
         now: datetime,
         bookmarks: SeriesBookmarks,
+        read_through: Mapping[str, datetime] | None = None,
     ) -> IntervalPlan:
         """The interval's remaining calls from the bookmarks as they stand now.
 
         ``consumed`` calls of ``plan`` were made (a refused or mismatched one included); the
         progress count trades the rest of ``plan`` for the new calls.
         """
-        new = self._plan_interval(plan.grid.interval, ids, now, bookmarks)
+        new = self._plan_interval(plan.grid.interval, ids, now, bookmarks, read_through)
         self._calls_planned += len(new.calls) - (len(plan.calls) - consumed)
         return new
 

@@ -99,14 +99,26 @@ def test_an_answer_that_leaves_segments_out_is_completed_in_batches(standin):
     result = run_tap(config(standin), now=NOW_UTC)
     assert_rows_exact(standin, result)
     assert "left out" in result.logs
-    # One unfiltered call per stream, then batches for the rest of the run.
+    # One unfiltered call per stream; its missing segments are asked again in batches (and
+    # only they), then batches for the rest of the run.
+    answered = set(standin.account.segment_ids()[:120])
+    missing = [sid for sid in wanted(standin) if sid not in answered]
+    batches = math.ceil(len(wanted(standin)) / 100)
     assert calls(standin, SERIES, unfiltered=True) == 1
     assert calls(standin, VALUES, unfiltered=True) == 1
-    batches = math.ceil(len(wanted(standin)) / 100)
-    assert calls(standin, VALUES, unfiltered=False) <= batches
-    assert calls(standin, SERIES, unfiltered=False) <= batches * math.ceil(DAYS / 60)
-    # Nothing is remembered: the next run tries the whole account again.
+    assert calls(standin, VALUES, unfiltered=False) == math.ceil(len(missing) / 100)
+    windows = math.ceil(DAYS / 60)
+    assert calls(standin, SERIES, unfiltered=False) == (
+        math.ceil(len(missing) / 100) + (windows - 1) * batches
+    )
+    # Nothing is remembered: the next run tries the whole account again, and asks in batches
+    # only for the segments its answer leaves out (not again for the ones it answered).
     assert "whole_account_calls" not in result.final_state["bookmarks"]["segment_series"]
+    standin.clear_log()
+    run_tap(config(standin), state=result.final_state, now=NOW_UTC)
+    for path in (SERIES, VALUES):
+        assert calls(standin, path, unfiltered=True) == 1
+        assert calls(standin, path, unfiltered=False) == math.ceil(len(missing) / 100)
 
 
 def test_a_refused_unfiltered_call_falls_back_to_batches_now_and_later(standin):
