@@ -398,7 +398,7 @@ def render_text(plan: CallPlan) -> str:
         lines.append(
             "Finish: "
             + (
-                f"about {plan.finish_at.isoformat(timespec='minutes')} (UTC), with a run "
+                f"about {plan.finish_at.isoformat(timespec='minutes')}, with a run "
                 "whenever the budget has calls left"
                 if plan.finish_at is not None
                 else "never: report_calls_per_day is 0"

@@ -74,6 +74,13 @@ class KlaviyoAPIError(FatalAPIError):
         self.status = status
 
 
+class AnswerMismatchError(KlaviyoAPIError):
+    """An answer that does not fit the config (labels in another timezone, a moving grid).
+
+    Retrying cannot fix it; the message says what to change.
+    """
+
+
 class ApiUnreachableError(FatalAPIError):
     """The first connection of the run was refused or the host name did not resolve."""
 
@@ -683,8 +690,9 @@ def failure_line(exc: BaseException, stream: str | None = None) -> str:
         return where + text
     if isinstance(exc, MalformedResponseError):
         return (
-            f"{where}{text}. Retries did not help: check that api_url reaches Klaviyo "
-            "(not a proxy or login page), or try again later."
+            f"{where}{text}. Retries did not help; no row of that answer was written and a "
+            "rerun resumes from the last STATE: check that api_url reaches Klaviyo (not a proxy "
+            "or login page), or try again later."
         )
     if isinstance(exc, requests.Timeout):
         return (

@@ -13,7 +13,6 @@ from urllib.parse import ParseResult, urlsplit
 
 import requests
 from singer_sdk import typing as th
-from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
@@ -27,6 +26,7 @@ from tap_klaviyo_segments.answers import (
 )
 from tap_klaviyo_segments.bookmarks import REPLICATION_KEY, SeriesBookmarks
 from tap_klaviyo_segments.client import (
+    AnswerMismatchError,
     KlaviyoAPIError,
     KlaviyoReportStream,
     KlaviyoStream,
@@ -485,7 +485,7 @@ class SegmentSeriesStream(KlaviyoReportStream):
                         "showed before: its bucket alignment is not stable, so no row of this "
                         "answer was written. Report this with the log at DEBUG."
                     )
-                    raise FatalAPIError(msg) from None
+                    raise AnswerMismatchError(msg) from None
                 learned = True
                 self._calls_done += 1
                 bookmarks.set_alignment(mismatch.interval, mismatch.alignment)
@@ -576,7 +576,7 @@ class SegmentSeriesStream(KlaviyoReportStream):
         try:
             answer: WindowAnswer = self._post_report(body, parse, whole_account=call.whole_account)
         except TimezoneMismatch as exc:
-            raise FatalAPIError(str(exc)) from None
+            raise AnswerMismatchError(str(exc)) from None
         self._warn_about_ids(answer.report, whole_account=call.whole_account)
         return answer
 

@@ -179,3 +179,45 @@ def test_a_signal_mid_run_ends_with_state_last_and_a_non_zero_exit(tmp_path, sig
     assert "Traceback" not in stderr
     assert f"Interrupted by {signal.Signals(signum).name}" in stderr
     assert f"exiting {code}" in stderr
+
+
+def test_labels_in_another_timezone_are_one_error_line_that_says_what_to_set(tmp_path):
+    settings = StandinSettings(
+        segment_count=2, seed=11, now=NOW_LOCAL, rate_limits_enabled=False, timezone="Europe/Berlin"
+    )
+    with StandinServer(settings) as server:
+        config = base_config(
+            server.url,
+            segment_ids=server.account.segment_ids(),
+            start_date="2026-11-20",
+            end_date="2026-11-27",  # the CLI runs on the real clock; the stand-in's is fixed
+            values_timeframes=["last_7_days"],
+        )
+        proc = run_cli(tmp_path, config)
+    line = assert_one_clear_error(proc, "UTC offset +01:00", "Set account_timezone")
+    assert "unexpected" not in line
+    series = [json.loads(x) for x in proc.stdout.splitlines() if '"segment_series"' in x]
+    assert not [m for m in series if m.get("type") == "RECORD"], "no row of that answer"
+
+
+def test_an_answer_that_stays_incomplete_is_one_error_line_after_the_state(tmp_path):
+    # Scripted answers go to report calls in order: the values call takes the first.
+    faults = FaultSettings(script=[("leading-missing", 2.0)] * 4)
+    settings = StandinSettings(
+        segment_count=2, seed=11, now=NOW_LOCAL, rate_limits_enabled=False, faults=faults
+    )
+    with StandinServer(settings) as server:
+        config = base_config(
+            server.url,
+            segment_ids=server.account.segment_ids(),
+            start_date="2026-11-20",
+            end_date="2026-11-27",
+            values_timeframes=["last_7_days"],
+            max_retries=2,
+            retry_initial_wait_seconds=0.01,
+        )
+        proc = run_cli(tmp_path, config)
+    line = assert_one_clear_error(
+        proc, "2 leading daily buckets", "rerun resumes from the last STATE"
+    )
+    assert "unexpected" not in line
