@@ -76,3 +76,13 @@ def test_answer_faults_corrupt_one_answer_then_answers_are_whole_again(kind, val
         assert clean["date_times"][0] == "2026-09-02T00:00:00+00:00"
         assert len(clean["results"][0]["statistics"]["total_members"]) == 7
         assert server.log[0].fault == f"script:{kind}"
+
+
+def test_the_stand_in_and_the_tap_know_the_same_klaviyo_enums():
+    """Two packages, one contract (Klaviyo's OpenAPI enums): they must not drift apart."""
+    from klaviyo_standin import INTERVALS, STATISTICS, TIMEFRAME_KEYS
+    from tap_klaviyo_segments import planning, settings
+
+    assert TIMEFRAME_KEYS == settings.TIMEFRAME_KEYS
+    assert STATISTICS == settings.STATISTICS
+    assert INTERVALS == planning.INTERVALS
