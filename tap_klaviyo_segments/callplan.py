@@ -338,7 +338,7 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
 
 def render_text(plan: CallPlan) -> str:
     """The plan for people: totals first, then each stream, interval and window."""
-    pace = f"{_number(plan.calls_per_minute)}/min, {_number(plan.calls_per_second)}/s"
+    pace = f"{_format_number(plan.calls_per_minute)}/min, {_format_number(plan.calls_per_second)}/s"
     lines = [
         "Call plan (no report calls were made)",
         f"  now {plan.now.isoformat()} ({plan.timezone}); data up to {plan.data_end.isoformat()}",
@@ -432,7 +432,7 @@ def _batches(sizes: Sequence[int], whole_account: bool = False) -> str:
     return " + ".join(str(size) for size in sizes) + " segments"
 
 
-def _number(value: float) -> str:
+def _format_number(value: float) -> str:
     return f"{value:g}"
 
 

@@ -639,11 +639,6 @@ class KlaviyoReportStream(KlaviyoStream):
         """Where the next run starts, for the stop warning."""
         return "with today's values"
 
-    @cached_property
-    def _ids_warned(self) -> set[tuple[str, str]]:
-        """("+" or "-", segment id) pairs already named in a warning this run."""
-        return set()
-
     def _warn_about_ids(
         self, report: SeriesReport | ValuesReport, *, whole_account: bool = False
     ) -> None:
@@ -652,7 +647,7 @@ class KlaviyoReportStream(KlaviyoStream):
         An unfiltered answer holds every segment of the account: the unwanted ones (inactive,
         or not in ``segment_ids``) are dropped without a word.
         """
-        seen = self._ids_warned
+        seen = self.tap.ids_warned
         others = [] if whole_account else report.unexpected_ids
         unexpected = [sid for sid in others if ("+", sid) not in seen]
         missing = [sid for sid in report.missing_ids if ("-", sid) not in seen]

@@ -160,9 +160,9 @@ class ReportGate:
         """
         if status >= 400:
             return
-        remaining = _number(headers.get("RateLimit-Remaining"))
+        remaining = _header_number(headers.get("RateLimit-Remaining"))
         raw_reset = headers.get("RateLimit-Reset")
-        reset = _number(raw_reset)
+        reset = _header_number(raw_reset)
         if remaining is not None and remaining <= 0 and reset is not None:
             # Klaviyo's reset covers the steady (per-minute) window; a huge value is not a wait
             # we trust, so it is capped like a Retry-After would be.
@@ -182,7 +182,7 @@ def _resolution(value: str | None) -> float:
     return 10.0 ** -len(decimals) if dot and decimals.isdigit() else 1.0
 
 
-def _number(value: str | None) -> float | None:
+def _header_number(value: str | None) -> float | None:
     if value is None:
         return None
     try:

@@ -403,6 +403,11 @@ class TapKlaviyoSegments(Tap):
         raise SystemExit(code)
 
     @cached_property
+    def ids_warned(self) -> set[tuple[str, str]]:
+        """("+" added or "-" left out, segment id): named in a warning this run, by any stream."""
+        return set()
+
+    @cached_property
     def report_gate(self) -> ReportGate:
         """Pacing and the daily budget shared by segment_values and segment_series.
 
