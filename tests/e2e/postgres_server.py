@@ -11,12 +11,14 @@ as the unprivileged ``nobody`` user instead, owning its data directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -187,10 +189,22 @@ class PostgresServer:
         )
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown) and delete its data directory."""
+        """Stop the server (fast shutdown) and delete its data directory.
+
+        If pg_ctl cannot stop it, the postmaster named in postmaster.pid is killed: a test run
+        must not leave a server behind.
+        """
+        pid_file = self.data / "postmaster.pid"
         try:
-            if self._started:
-                self._run("pg_ctl", "--pgdata", str(self.data), "--mode", "fast", "--wait", "stop")
+            if self._started or pid_file.exists():
+                try:
+                    self._run(
+                        "pg_ctl", "--pgdata", str(self.data), "--mode", "fast", "--wait", "stop"
+                    )
+                except (PostgresUnavailableError, subprocess.TimeoutExpired):
+                    if pid_file.exists():
+                        with contextlib.suppress(ValueError, ProcessLookupError):
+                            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
                 self._started = False
         finally:
             shutil.rmtree(self.root, ignore_errors=True)

@@ -44,7 +44,8 @@ COLUMN_TYPES = {
     "segment_series": {
         "segment_id": {"character varying", "text"},
         "interval": {"character varying", "text"},
-        "date_time": {"timestamp without time zone", "timestamp with time zone"},
+        # UTC, without the offset: the value check below (and the DST test) prove it is UTC.
+        "date_time": {"timestamp without time zone"},
         "is_complete": {"boolean"},
         **{name: {"bigint", "integer"} for name in STATISTICS},
     },
@@ -58,6 +59,8 @@ COLUMN_TYPES = {
         "id": {"character varying", "text"},
         "name": {"character varying", "text"},
         "is_active": {"boolean"},
+        "created": {"timestamp without time zone"},
+        "updated": {"timestamp without time zone"},
     },
 }
 
