@@ -42,7 +42,9 @@ def test_daily_runs_read_full_windows_and_spend_what_one_unlimited_run_spends(st
     rows: dict[tuple[str, str], dict] = {}
     day = 0
     for day in range(6):
-        now = FIRST_NOW + timedelta(days=day)
+        # Each run a little over 24 hours after the last, so yesterday's calls have left the
+        # daily budget's rolling window.
+        now = FIRST_NOW + day * timedelta(hours=24, minutes=5)
         standin.settings.now = now
         standin.clear_log()
         result = run_tap(config, state=state, now=now.replace(tzinfo=timezone.utc))
@@ -58,7 +60,7 @@ def test_daily_runs_read_full_windows_and_spend_what_one_unlimited_run_spends(st
     assert series_calls == 2 * math.ceil(151 / 60)
     assert values_calls == 2 * (day + 1)
     assert day == 2, "done on the third day"
-    last_now = FIRST_NOW + timedelta(days=day)
+    last_now = FIRST_NOW + day * timedelta(hours=24, minutes=5)
     for sid in (ids[0], ids[99], ids[100], ids[-1]):
         truth = standin.account.series(
             sid, "daily", datetime.combine(start, datetime.min.time()), last_now

@@ -46,6 +46,8 @@ COLUMN_TYPES = {
         "interval": {"character varying", "text"},
         # UTC, without the offset: the value check below (and the DST test) prove it is UTC.
         "date_time": {"timestamp without time zone"},
+        # The account's calendar day of the bucket: a date, whatever the target does to date_time.
+        "bucket_date": {"date"},
         "is_complete": {"boolean"},
         **{name: {"bigint", "integer"} for name in STATISTICS},
     },
