@@ -213,3 +213,26 @@ def test_the_plan_counts_earlier_runs_calls_and_says_when_it_would_finish(standi
     assert none_left.calls_this_run == 0
     assert none_left.next_call_at is not None
     assert "the next is allowed at" in render_text(none_left)
+
+
+def test_a_bad_config_is_one_line_naming_the_key(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"api_key": "pk_x_0123456789", "lookback_days": -1}))
+    with pytest.raises(SystemExit) as raised:
+        main(["--config", str(path)])
+    message = str(raised.value.code)
+    assert message.startswith("tap-klaviyo-segments-plan: config is not valid:")
+    assert "lookback_days" in message
+    assert "\n" not in message
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_several_config_files_are_merged_later_ones_winning(standin, tmp_path, capsys):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    ids = standin.account.segment_ids()[:2]
+    first.write_text(json.dumps(base_config(standin.url, segment_ids=ids, lookback_days=9)))
+    second.write_text(json.dumps({"series_intervals": ["weekly"]}))
+    assert main(["--config", str(first), "--config", str(second), "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    intervals = [i["interval"] for i in printed["streams"]["segment_series"]["intervals"]]
+    assert intervals == ["weekly"]

@@ -346,3 +346,17 @@ def test_emitted_state_after_each_window_covers_only_emitted_rows(standin):
             for partition in partitions:
                 resume = datetime.fromisoformat(partition["replication_key_value"]).date()
                 assert (resume - timedelta(days=1)).isoformat() in seen
+
+
+def test_an_unknown_segment_id_is_named_once_per_run(standin):
+    ids = [*standin.account.segment_ids()[:2], "Zzz999"]
+    config = series_only(
+        standin,
+        segment_ids=ids,
+        start_date="2026-03-01",  # several windows, and values calls too
+        values_timeframes=["last_7_days", "this_month"],
+    )
+    result = run_tap(config, now=NOW_UTC)
+    named = [line for line in result.logs.splitlines() if "returned nothing" in line]
+    assert len(named) == 1, named
+    assert len(series_calls(standin)) > 1
