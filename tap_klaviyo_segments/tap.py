@@ -35,7 +35,7 @@ from tap_klaviyo_segments.bookmarks import check_state, not_an_object
 from tap_klaviyo_segments.client import ApiContact, ListingThrottledError, failure_line
 from tap_klaviyo_segments.pacing import ReportGate
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
-from tap_klaviyo_segments.redaction import redact, register_secret
+from tap_klaviyo_segments.redaction import cut, redact, register_secret
 from tap_klaviyo_segments.settings import (
     DEFAULT_API_URL,
     DEFAULT_REVISION,
@@ -49,6 +49,28 @@ from tap_klaviyo_segments.settings import (
 )
 from tap_klaviyo_segments.singer_output import SingerWriter
 from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, SegmentValuesStream
+
+
+def _environment_integer_problems(schema: dict[str, Any], prefix: str) -> list[str]:
+    """Whole-number settings in the environment that are not whole numbers, one message each.
+
+    singer-sdk turns an integer setting's environment value into an int itself, before the
+    tap's checks run, and a value such as ``abc`` would end in its traceback instead.
+    """
+    problems = []
+    for key, spec in schema.get("properties", {}).items():
+        kinds = spec.get("type", [])
+        name = prefix + key.upper().replace("-", "_")
+        value = os.environ.get(name)
+        if value is None or "integer" not in ([kinds] if isinstance(kinds, str) else kinds):
+            continue
+        try:
+            int(value)
+        except ValueError:
+            problems.append(
+                f"{name} ({key}) must be a whole number, not {cut(redact(repr(value)), 40)}"
+            )
+    return problems
 
 
 def _string_list(
@@ -373,6 +395,13 @@ class TapKlaviyoSegments(Tap):
                 raise click.BadParameter(not_an_object(parsed), param_hint="'--state'")
             state = io.StringIO(text)
         _failed_stream.stream = None
+        config_input = kwargs.get("config")
+        if getattr(config_input, "parse_env", False):
+            problems = _environment_integer_problems(cls.config_jsonschema, cls._env_var_prefix)
+            for problem in problems:
+                cls.logger.error("%s", problem)
+            if problems:
+                raise click.exceptions.Exit(1)
         try:
             super().invoke(state=state, **kwargs)
         except (ConfigValidationError, click.ClickException, click.exceptions.Exit):

@@ -221,3 +221,18 @@ def test_an_answer_that_stays_incomplete_is_one_error_line_after_the_state(tmp_p
         proc, "2 leading daily buckets", "rerun resumes from the last STATE"
     )
     assert "unexpected" not in line
+
+
+def test_a_whole_number_setting_from_the_environment_that_is_not_one_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_SEGMENTS_")}
+    env.update(
+        TAP_KLAVIYO_SEGMENTS_API_KEY="pk_canary_env_0123456789",
+        TAP_KLAVIYO_SEGMENTS_API_URL="http://127.0.0.1:9",
+        TAP_KLAVIYO_SEGMENTS_MAX_RETRIES="abc",
+    )
+    proc = subprocess.run(
+        [*COMMAND, "--config", "ENV"], capture_output=True, text=True, env=env, timeout=60
+    )
+    line = assert_one_clear_error(proc, "TAP_KLAVIYO_SEGMENTS_MAX_RETRIES (max_retries)")
+    assert "whole number" in line
+    assert "pk_canary_env" not in proc.stderr
