@@ -16,7 +16,7 @@ cd "$REPO_ROOT"
 
 SDK_PINNED="0.54.9"
 # A specifier naming a pre-release lets pip pick pre-releases of singer-sdk (only).
-SDK_NEXT="singer-sdk>=0.55.0a0,<0.56"
+SDK_NEXT="singer-sdk[msgspec]>=0.55.0a0,<0.56"  # the same extra as pyproject.toml, or pip keeps 0.54.9
 SUPPORTED_PYTHONS=(3.10 3.11 3.12 3.13)
 UNIT_TESTS=(tests --ignore=tests/e2e)
 

@@ -520,7 +520,8 @@ class TapKlaviyoSegments(Tap):
             SegmentSeriesStream(self),
         ]
         for stream in streams:
-            stream.logger.addFilter(_failed_stream)
+            # By name: singer-sdk 0.55 hands streams a LoggerAdapter, which takes no filters.
+            logging.getLogger(stream.logger.name).addFilter(_failed_stream)
         return streams
 
     @property
