@@ -9,6 +9,7 @@ UTF-8 instead of ASCII escapes, and ``time_extracted`` ends in ``Z`` instead of 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
@@ -38,13 +39,30 @@ class SingerWriter(MsgSpecWriter):
             return serialize_jsonl({"type": "STATE", "value": message.value})
         return super().serialize_message(message)
 
+    #: True while a line is being written.
+    writing = False
+    #: A signal's handler that came while a line was half written: it runs once the line is whole.
+    deferred: Callable[[], None] | None = None
+
     def write_message(self, message: Message) -> None:
-        """Write one message as a line of JSON and flush it."""
+        """Write one message as a line of JSON and flush it.
+
+        A SIGINT or SIGTERM handler that writes the final STATE must not do so in the middle of
+        a line (a target would read half a RECORD glued to a STATE): the tap's handler defers
+        itself to :attr:`deferred` while :attr:`writing` is set, and it runs here, after the line.
+        """
         out = sys.stdout
         line = self.format_message(message)
         buffer = getattr(out, "buffer", None)
-        if buffer is not None:
-            buffer.write(line)
-        else:
-            out.write(line.decode())
-        out.flush()
+        self.writing = True
+        try:
+            if buffer is not None:
+                buffer.write(line)
+            else:
+                out.write(line.decode())
+            out.flush()
+        finally:
+            self.writing = False
+        deferred, self.deferred = self.deferred, None
+        if deferred is not None:
+            deferred()

@@ -419,6 +419,11 @@ class TapKlaviyoSegments(Tap):
 
         The SDK exits 0, which a scheduler would record as a successful run.
         """
+        writer = self.message_writer
+        if isinstance(writer, SingerWriter) and writer.writing:
+            # Half a line is out: finish it first (the writer calls this back right after).
+            writer.deferred = lambda: self._handle_termination(signum, frame)
+            return
         code = 128 + signum
         self.logger.warning(
             "Interrupted by %s: the last STATE written covers every record emitted; exiting %d",

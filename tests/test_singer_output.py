@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from singer_sdk.singerlib.encoding import SimpleSingerWriter
 from singer_sdk.singerlib.messages import RecordMessage, StateMessage
 
@@ -87,3 +88,30 @@ def test_text_and_byte_stdout_get_the_same_lines():
     sdk = json.loads(SimpleSingerWriter().format_message(message))
     assert sdk["record"] == parsed[0]["record"]
     assert list(sdk) == list(parsed[0])
+
+
+def test_a_signal_during_a_line_is_handled_after_the_line(monkeypatch, capsys):
+    """SIGTERM's handler writes the final STATE: never in the middle of a half-written line."""
+    import signal
+
+    from singer_sdk.singerlib.messages import RecordMessage
+
+    from tap_klaviyo_segments.tap import TapKlaviyoSegments
+
+    tap = TapKlaviyoSegments(
+        config={"api_key": "pk_test_0123456789", "segment_ids": ["AbC123"]},
+        validate_config=False,
+    )
+    writer = tap.message_writer
+    writer.writing = True  # as if the signal arrived inside write_message
+    tap._handle_termination(signal.SIGTERM, None)  # deferred: nothing written, no exit
+    assert writer.deferred is not None
+    assert capsys.readouterr().out == ""
+    writer.writing = False
+    with pytest.raises(SystemExit) as raised:
+        writer.write_message(RecordMessage(stream="segment_series", record={"a": 1}))
+    assert raised.value.code == 143
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[0])["type"] == "RECORD", "the line in progress is finished first"
+    assert all(json.loads(line) for line in lines)
+    assert json.loads(lines[-1])["type"] == "STATE"
