@@ -171,7 +171,10 @@ def test_a_signal_mid_run_ends_with_state_last_and_a_non_zero_exit(tmp_path, sig
                 if message["type"] == "RECORD" and message["stream"] == "segment_series":
                     process.send_signal(signum)
                     break
-            rest, stderr = process.communicate(timeout=60)
+            # The rest through the same text stream: communicate() reads the pipe itself and
+            # would skip what readline had already buffered (half a line, seen as a flaky test).
+            rest = process.stdout.read()
+            _, stderr = process.communicate(timeout=60)
     lines += rest.splitlines()
     messages = [json.loads(line) for line in lines if line.strip()]
     assert process.returncode == code, stderr[-3000:]
