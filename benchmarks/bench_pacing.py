@@ -58,7 +58,7 @@ def main() -> int:
             started = time.perf_counter()
             tap.sync_all()
             wall = time.perf_counter() - started
-        calls = tap.report_gate.calls_made
+        calls = tap.report_run.gate.calls_made
         made = standin.counts().get("/api/segment-series-reports", 0)
     floor = calls * plan.seconds_per_call
     result = {

@@ -12,6 +12,7 @@ The Authorization header is never stored, logged or echoed.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import random
 import re
@@ -480,6 +481,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up first (e.g. its timeout on a slow answer): nothing to send to.
             self.close_connection = True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the account's clock (a fixed ``now`` when one is set)."""
+        if timestamp is None:
+            timestamp = self.server.standin.account.now_epoch()
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Access log only with ``verbose`` (the request line only, never headers)."""

@@ -83,8 +83,13 @@ def check_series_answer(
     call: ReportCall,
     grid: BucketGrid,
     tz: ZoneInfo,
+    ended_by: datetime | None = None,
 ) -> WindowAnswer:
     """The answer placed on ``grid``, or an exception that says why it cannot be.
+
+    ``ended_by`` is what has ended on both clocks, the tap's and Klaviyo's (the answer's
+    ``Date``): a bucket is complete only once it ended by then, and only buckets not ended by
+    then may be left out at the end. By default, the window's end.
 
     Raises :class:`TimezoneMismatch` (a config error: stop), :class:`GridMismatch` (learn the
     grid, re-cut the windows) or :class:`MalformedReportError` (retried like a 5xx).
@@ -98,14 +103,15 @@ def check_series_answer(
             f"starts of any known alignment for a timeframe starting {call.start.isoformat()}"
         )
         raise MalformedReportError(msg)
-    _check_coverage(grid, call, tz, indexes, report.date_times)
+    ended = call.end if ended_by is None else min(ended_by, call.end)
+    _check_coverage(grid, call, tz, indexes, report.date_times, ended)
     buckets = tuple(
         Bucket(
             position=position,
             label=report.date_times[position],
             local_date=wall[position].date().isoformat(),
             index=index,
-            complete=bucket_is_complete(grid, index, call.end),
+            complete=bucket_is_complete(grid, index, ended),
         )
         for position, index in enumerate(indexes)
         if call.first_bucket <= index <= call.last_bucket
@@ -177,7 +183,7 @@ def _raise_mismatch(
     for alignment in ALIGNMENTS[grid.interval]:
         if alignment == grid.alignment:
             continue
-        other = BucketGrid(grid.interval, call.start, alignment)
+        other = BucketGrid(grid.interval, call.start, alignment, grid.floor)
         indexes = _place(other, call.start, wall)
         if indexes and indexes[0] == 0 and _without_gaps(indexes):
             example = labels[1] if len(labels) > 1 else labels[0]
@@ -189,7 +195,12 @@ def _without_gaps(indexes: list[int]) -> bool:
 
 
 def _check_coverage(
-    grid: BucketGrid, call: ReportCall, tz: ZoneInfo, indexes: list[int], labels: list[str]
+    grid: BucketGrid,
+    call: ReportCall,
+    tz: ZoneInfo,
+    indexes: list[int],
+    labels: list[str],
+    ended: datetime,
 ) -> None:
     """Every bucket of the window must be there, but for the one still in progress at the end."""
     expected = [
@@ -200,7 +211,7 @@ def _check_coverage(
     got = list(dict.fromkeys(index for index in indexes if index <= call.last_bucket))
     if got == expected[: len(got)]:
         left_out = expected[len(got) :]
-        if all(grid.end(index) > call.end for index in left_out):
+        if all(grid.end(index) > ended for index in left_out):
             return  # only buckets not yet over may be missing: Klaviyo may stop at its "now"
         if not got:
             msg = (

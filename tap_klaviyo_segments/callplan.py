@@ -13,29 +13,31 @@ configured); the report endpoints never are.
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
-import logging
 import math
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.metrics import METRICS_LOGGER_NAME
+from singer_sdk import Stream
 
 from tap_klaviyo_segments import ledger
-from tap_klaviyo_segments.bookmarks import SeriesBookmarks
-from tap_klaviyo_segments.planning import MAX_IDS_PER_CALL, ReportCall
-from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentValuesStream
-from tap_klaviyo_segments.tap import TapKlaviyoSegments
+from tap_klaviyo_segments.planning import IntervalPlan, ReportCall
+from tap_klaviyo_segments.run import ReportRun
+from tap_klaviyo_segments.series import SegmentSeriesStream
+from tap_klaviyo_segments.streams import SegmentValuesStream
 
-#: How many windows the text output lists per interval before eliding the middle.
-_WINDOWS_SHOWN = 6
+
+class PlannedTap(Protocol):
+    """What the plan needs of the tap: its run and its streams (selection included)."""
+
+    @property
+    def report_run(self) -> ReportRun:
+        """What a sync would share."""
+
+    @property
+    def streams(self) -> Mapping[str, Stream]:
+        """The streams, selected or not."""
 
 
 @dataclass(frozen=True)
@@ -172,79 +174,72 @@ class CallPlan:
         return math.ceil(self.series_calls / room)
 
 
-def plan_sync(tap: TapKlaviyoSegments) -> CallPlan:
-    """The report calls of ``tap.sync_all()`` with the tap's config, state and clock."""
-    settings = tap.settings
-    now = settings.local_now(tap.now_utc())
-    values_stream = tap.streams["segment_values"]
-    series_stream = tap.streams["segment_series"]
+def plan_sync(tap: PlannedTap) -> CallPlan:
+    """The report calls of ``tap.sync_all()`` with the tap's config, state and clock.
+
+    The streams plan as they would sync (``plan_calls``, ``plan``), over the tap's own state:
+    a plan's tap is never synced, and nothing it changes in memory is written.
+    """
+    run = tap.report_run
+    settings = run.settings
+    values_stream, series_stream = tap.streams["segment_values"], tap.streams["segment_series"]
     assert isinstance(values_stream, SegmentValuesStream)
     assert isinstance(series_stream, SegmentSeriesStream)
-    ids: list[str] = []
-    if values_stream.selected or series_stream.selected:
-        ids = tap.report_segment_ids()
-    source = "segment_ids" if settings.segment_ids is not None else "GET /api/segments"
-    values = None
-    if values_stream.selected:
-        first_timeframe = [
-            call
-            for call in values_stream.plan(ids)
-            if call.timeframe == settings.values_timeframes[0]
-        ]
-        values = ValuesPlan(
-            timeframes=settings.values_timeframes,
-            batches=tuple(len(call.segment_ids) for call in first_timeframe),
-            whole_account=any(call.whole_account for call in first_timeframe),
-        )
+    ids = run.segment_ids() if values_stream.selected or series_stream.selected else []
+    values = (
+        _values_plan(values_stream, settings.values_timeframes) if values_stream.selected else None
+    )
     series = None
-    data_end = now
     if series_stream.selected:
-        # A copy: planning must not touch the state the tap would write.
-        state = copy.deepcopy(series_stream.stream_state)
-        bookmarks = SeriesBookmarks(state, settings.timezone, tap.logger)
-        summaries = []
-        for planned in series_stream.plan(ids, now=now, bookmarks=bookmarks):
-            behind = {sid for call in planned.calls for sid in call.segment_ids}
-            data_end = min(data_end, planned.data_end)
-            summaries.append(
-                IntervalSummary(
-                    interval=planned.grid.interval,
-                    alignment=planned.grid.alignment,
-                    calls=tuple(planned.calls),
-                    segments_behind=len(behind),
-                    segments_up_to_date=len(ids) - len(behind),
-                    never_synced=sum(
-                        1 for point in planned.resume_points.values() if point is None
-                    ),
-                )
-            )
-        series = tuple(summaries)
+        run.reconcile_series_config()
+        series = tuple(_summary(planned, ids) for planned in series_stream.plan(ids))
     notes = []
     if not ids and (values is not None or series is not None):
         notes.append("no segments to report on")
-    now_utc = tap.now_utc()
+    now_utc = run.now_utc()
     per_day = settings.report_calls_per_day
-    tap_state: dict[str, Any] = dict(tap.state)
-    record, record_notes = ledger.resolve(tap_state.get(ledger.STATE_KEY), now_utc, per_day)
+    record, record_notes = run.state.call_record(now_utc, per_day)
     notes.extend(record_notes)
     total = (values.calls if values else 0) + sum(len(p.calls) for p in series or ())
     left = record.calls_left(now_utc, per_day)
+    spacing = run.gate.spacing
     return CallPlan(
-        now=now,
-        data_end=data_end,
+        now=series_stream.now,
+        data_end=min((p.data_end for p in series_stream.plans.values()), default=series_stream.now),
         timezone=settings.timezone.key,
         segment_count=len(ids),
-        segment_source=source,
+        segment_source="segment_ids" if settings.segment_ids is not None else "GET /api/segments",
         calls_per_minute=settings.report_calls_per_minute,
         calls_per_second=settings.report_calls_per_second,
-        seconds_per_call=tap.report_gate.spacing,
-        calls_per_day=settings.report_calls_per_day,
+        seconds_per_call=spacing,
+        calls_per_day=per_day,
         values=values,
         series=series,
         calls_left_today=left,
         next_call_at=None if left else record.next_call_at(now_utc, per_day),
-        finish_at=_finish_at(record, total, now_utc, per_day, tap.report_gate.spacing),
+        finish_at=_finish_at(record, total, now_utc, per_day, spacing),
         notes=notes,
+    )
+
+
+def _values_plan(stream: SegmentValuesStream, timeframes: Sequence[str]) -> ValuesPlan:
+    first = [call for call in stream.plan_calls() if call.timeframe == timeframes[0]]
+    return ValuesPlan(
+        timeframes=tuple(timeframes),
+        batches=tuple(len(call.segment_ids) for call in first),
+        whole_account=any(call.whole_account for call in first),
+    )
+
+
+def _summary(planned: IntervalPlan, ids: Sequence[str]) -> IntervalSummary:
+    behind = {sid for call in planned.calls for sid in call.segment_ids}
+    return IntervalSummary(
+        interval=planned.grid.interval,
+        alignment=planned.grid.alignment,
+        calls=tuple(planned.calls),
+        segments_behind=len(behind),
+        segments_up_to_date=len(ids) - len(behind),
+        never_synced=sum(1 for point in planned.resume_points.values() if point is None),
     )
 
 
@@ -334,178 +329,3 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
         "streams": streams,
         "notes": plan.notes,
     }
-
-
-def render_text(plan: CallPlan) -> str:
-    """The plan for people: totals first, then each stream, interval and window."""
-    pace = f"{_format_number(plan.calls_per_minute)}/min, {_format_number(plan.calls_per_second)}/s"
-    lines = [
-        "Call plan (no report calls were made)",
-        f"  now {plan.now.isoformat()} ({plan.timezone}); data up to {plan.data_end.isoformat()}",
-        f"  {plan.segment_count} segments (from {plan.segment_source}); "
-        f"at most {MAX_IDS_PER_CALL} per call",
-        f"  pace {pace} = {plan.seconds_per_call:g} s per report call; "
-        f"report_calls_per_day {plan.calls_per_day}",
-        "",
-    ]
-    if plan.values is not None:
-        batches = len(plan.values.batches)
-        lines.append(f"segment_values: {plan.values.calls} report calls")
-        lines.extend(
-            f"  {timeframe}: {batches} calls "
-            f"({_batches(plan.values.batches, plan.values.whole_account)})"
-            for timeframe in plan.values.timeframes
-        )
-    if plan.series is not None:
-        lines.append(f"segment_series: {plan.series_calls} report calls")
-        for p in plan.series:
-            windows = p.windows
-            lines.append(
-                f"  {p.interval}: {len(p.calls)} calls in {len(windows)} windows "
-                f"({p.alignment} buckets); "
-                f"{p.segments_behind} segments to read ({p.never_synced} never synced), "
-                f"{p.segments_up_to_date} up to date"
-            )
-            shown = windows
-            if len(windows) > _WINDOWS_SHOWN:
-                half = _WINDOWS_SHOWN // 2
-                shown = [*windows[:half], None, *windows[-half:]]  # type: ignore[list-item]
-            for w in shown:
-                if w is None:
-                    lines.append(f"    ... {len(windows) - 2 * half} more windows ...")
-                    continue
-                lines.append(
-                    f"    {w.start.isoformat()} to {w.end.isoformat()}: {w.buckets} buckets, "
-                    f"{w.calls} calls ({_batches(w.batches, w.whole_account)})"
-                )
-    lines.append("")
-    lines.append(
-        f"Total: {plan.total_calls} report calls"
-        + (f", {plan.values_calls} values + {plan.series_calls} series" if plan.values else "")
-    )
-    today = (
-        f"Today: {plan.calls_left_today} of report_calls_per_day={plan.calls_per_day} calls left "
-        "(earlier runs' calls in the last 24 hours counted, from --state)"
-    )
-    if plan.next_call_at is not None:
-        today += f"; the next is allowed at {plan.next_call_at.isoformat()}"
-    lines.append(today)
-    lines.append(
-        f"This run: {plan.calls_this_run} calls, about {_duration(plan.estimated_seconds)} "
-        f"at {pace} (plus response time)"
-    )
-    if plan.total_calls:
-        lines.append(
-            "Finish: "
-            + (
-                f"about {plan.finish_at.isoformat(timespec='minutes')}, with a run "
-                "whenever the budget has calls left"
-                if plan.finish_at is not None
-                else "never: report_calls_per_day is 0"
-            )
-        )
-    left = plan.total_calls - plan.calls_this_run
-    if left:
-        runs = plan.runs_needed
-        lines.append(
-            f"Budget: report_calls_per_day={plan.calls_per_day} stops this run cleanly with "
-            f"{left} calls left; "
-            + (
-                f"about {runs} daily runs to finish"
-                if runs is not None
-                else "the values calls use the whole budget, so the series never progresses"
-            )
-        )
-    else:
-        lines.append(f"Budget: fits in one run of report_calls_per_day={plan.calls_per_day}")
-    lines.extend(f"Note: {note}" for note in plan.notes)
-    return "\n".join(lines)
-
-
-def _batches(sizes: Sequence[int], whole_account: bool = False) -> str:
-    if whole_account:
-        return f"the whole account, {sum(sizes)} segments wanted"
-    if not sizes:
-        return "no segments"
-    if len(set(sizes)) == 1:
-        return f"{len(sizes)} x {sizes[0]} segments"
-    return " + ".join(str(size) for size in sizes) + " segments"
-
-
-def _format_number(value: float) -> str:
-    return f"{value:g}"
-
-
-def _duration(seconds: float) -> str:
-    minutes = seconds / 60
-    if minutes < 1:
-        return f"{seconds:.0f} s"
-    if minutes < 120:
-        return f"{minutes:.1f} min"
-    return f"{minutes / 60:.1f} h"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """``--config`` (repeatable, or ENV), ``--state``, ``--catalog``, ``--format``."""
-    p = argparse.ArgumentParser(
-        prog="tap-klaviyo-segments-plan",
-        description="Print the report calls a tap-klaviyo-segments sync would make, "
-        "without making them.",
-    )
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        help="config file (repeatable; 'ENV' reads TAP_KLAVIYO_SEGMENTS_* variables)",
-    )
-    p.add_argument("--state", type=Path, default=None, help="state (bookmarks) file")
-    p.add_argument("--catalog", type=Path, default=None, help="catalog file (stream selection)")
-    p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the plan to stdout; logs go to stderr."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
-    # Later files win, as with the tap's own repeated --config.
-    config: dict[str, Any] = {}
-    for path in args.config:
-        if path != "ENV":
-            config.update(_read_json(Path(path)) or {})
-    try:
-        tap = TapKlaviyoSegments(
-            config=config,
-            state=_read_json(args.state),
-            catalog=_read_json(args.catalog),
-            parse_env_config="ENV" in args.config,
-            validate_config=True,
-            setup_mapper=False,
-        )
-    except ConfigValidationError as exc:
-        problems = "; ".join(exc.errors) or str(exc)
-        raise SystemExit(f"tap-klaviyo-segments-plan: config is not valid: {problems}") from None
-    # Listing segments is the only request a plan makes; its per-page metrics are noise here.
-    logging.getLogger(METRICS_LOGGER_NAME).setLevel(logging.WARNING)
-    plan = plan_sync(tap)
-    if args.format == "json":
-        print(json.dumps(plan_to_dict(plan), indent=2))
-    else:
-        print(render_text(plan))
-    return 0
-
-
-def _read_json(path: Path | None) -> dict[str, Any] | None:
-    if path is None:
-        return None
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"tap-klaviyo-segments-plan: cannot read {path}: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise SystemExit(f"tap-klaviyo-segments-plan: {path} does not hold a JSON object")
-    return loaded
-
-
-if __name__ == "__main__":
-    sys.exit(main())

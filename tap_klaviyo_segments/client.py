@@ -1,314 +1,80 @@
-"""HTTP base for every Klaviyo stream: auth, headers, pacing, retries and error messages.
+"""The streams' HTTP base: Klaviyo's headers, statuses and retries, and the one report loop.
 
-singer-sdk's RESTStream does the requests, retries and metrics; this module only says what is
-Klaviyo-specific: which statuses retry and how long to wait (``Retry-After`` on a 429, not a
-blind exponential), what a 4xx tells the user, and that report calls go through the shared
-:class:`~tap_klaviyo_segments.pacing.ReportGate`.
-
-Every request goes through :class:`KlaviyoSession`, which holds the edges a misbehaving server
-or proxy could otherwise stretch without end: one deadline over connect, headers and body, a cap
-on the body's size, redirects only on the configured host, and a refused first connection
-reported as a wrong ``api_url`` instead of being retried for a minute.
+singer-sdk's RESTStream does the requests, retries and metrics; :class:`KlaviyoStream` only says
+what is Klaviyo-specific: which statuses retry and how long to wait (``Retry-After`` on a 429,
+not a blind exponential), and what a 4xx tells the user. :class:`KlaviyoReportStream` is the one
+loop of report calls both report streams run: progress, the clean stop on a spent budget, the
+fall back from whole-account calls and asking again for segments an answer left out.
 """
 
 from __future__ import annotations
 
-import email.utils
-import logging
-import math
 import random
-import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import re
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from datetime import date, datetime
 from functools import cached_property
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import backoff
 import requests
-import urllib3
+from singer_sdk import Tap
 from singer_sdk.authenticators import APIKeyAuthenticator
-from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.exceptions import RetriableAPIError
+from singer_sdk.pagination import SinglePagePaginator
 from singer_sdk.streams import RESTStream
 from typing_extensions import override
-from urllib3.exceptions import (
-    DecodeError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
 
-from tap_klaviyo_segments.bookmarks import WHOLE_ACCOUNT_KEY, WHOLE_ACCOUNT_REFUSED
-from tap_klaviyo_segments.pacing import ReportBudgetSpent, ReportGate
+from tap_klaviyo_segments.errors import (
+    DataFloorError,
+    InvalidAnswerError,
+    KlaviyoAPIError,
+    ListingThrottledError,
+    MalformedResponseError,
+    RedirectRefusedError,
+    ReportBudgetSpent,
+    ThrottledError,
+)
+from tap_klaviyo_segments.http import (
+    KlaviyoSession,
+    PacedSession,
+    error_line,
+    klaviyo_errors,
+    retry_after_seconds,
+)
 from tap_klaviyo_segments.redaction import cut, redact
-from tap_klaviyo_segments.reports import MalformedReportError, SeriesReport, ValuesReport
+from tap_klaviyo_segments.reports import MalformedReportError
 
 if TYPE_CHECKING:
     from backoff.types import Details
-    from singer_sdk.helpers.types import Context, RequestFunc
+    from singer_sdk.helpers.types import Context
 
+    from tap_klaviyo_segments.run import ReportRun
     from tap_klaviyo_segments.settings import Settings
-    from tap_klaviyo_segments.tap import TapKlaviyoSegments
 
 _MAX_ERROR_TEXT = 300
 
-#: A Klaviyo answer is a few MB at most (100 segments x 4 statistics x 366 buckets); anything
-#: far larger is a proxy, a wrong ``api_url`` or a decompression bomb, and would eat memory.
-MAX_BODY_BYTES = 64 * 1024 * 1024
-
-#: Redirects followed on GET /api/segments (report calls follow none).
-MAX_REDIRECTS = 5
-
-_READ_CHUNK = 64 * 1024
-
-
-class KlaviyoAPIError(FatalAPIError):
-    """A 4xx that retrying cannot fix; the message says what to change."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        #: The HTTP status, where a response gave one.
-        self.status = status
-
-
-class AnswerMismatchError(KlaviyoAPIError):
-    """An answer that does not fit the config (labels in another timezone, a moving grid).
-
-    Retrying cannot fix it; the message says what to change.
-    """
-
-
-class ApiUnreachableError(FatalAPIError):
-    """The first connection of the run was refused or the host name did not resolve."""
-
-
-class RedirectRefusedError(KlaviyoAPIError):
-    """A redirect the tap will not follow (off the API host, on a report call, or a loop)."""
-
-
-class ResponseTooLargeError(KlaviyoAPIError):
-    """A body past :data:`MAX_BODY_BYTES`; reading on would only use up memory."""
-
-
-class ThrottledError(RetriableAPIError):
-    """A 429: retried after the ``Retry-After`` Klaviyo gave."""
-
-    def __init__(
-        self, message: str, response: requests.Response, retry_after: float | None
-    ) -> None:
-        super().__init__(message, response)
-        self.retry_after = retry_after
-
-
-class ListingThrottledError(Exception):
-    """GET /api/segments is throttled for longer than the tap waits: stop cleanly, keep STATE."""
-
-
-class MalformedResponseError(RetriableAPIError):
-    """A 200 whose body is not a usable report; retried, then fatal."""
-
-
-@dataclass
-class ApiContact:
-    """Whether the API has answered yet in this run (shared by every stream's session).
-
-    Before the first answer a refused connection or an unknown host name means ``api_url`` is
-    wrong or the stand-in is not running: retrying cannot help. After it, the same error is a
-    hiccup of a host that works, and is retried like a dropped connection.
-    """
-
-    api_url: str
-    answered: bool = False
-
-
-class KlaviyoSession(requests.Session):
-    """A session that bounds every request: deadline, body size, redirects, first contact."""
-
-    def __init__(
-        self,
-        contact: ApiContact,
-        *,
-        deadline_seconds: float,
-        follow_redirects: bool,
-    ) -> None:
-        super().__init__()
-        self.contact = contact
-        self.deadline_seconds = deadline_seconds
-        self.follow_redirects = follow_redirects
-        self.max_redirects = MAX_REDIRECTS
-        self._host = urlsplit(contact.api_url).netloc
-        self._deadline: float | None = None
-
-    @override
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Send with one deadline over connect, headers and body, and read the body capped.
-
-        Redirect hops come back through here (requests sends them with ``self.send``) and
-        share the first request's deadline.
-        """
-        outermost = self._deadline is None
-        if outermost:
-            self._deadline = time.monotonic() + self.deadline_seconds
-        deadline = cast("float", self._deadline)
-        path = urlsplit(request.url or "").path
-        kwargs["stream"] = True
-        # urllib3's total timeout bounds connect and headers together; the body is bounded by
-        # the same deadline in _read_body (urllib3 would only bound each read).
-        kwargs["timeout"] = urllib3.Timeout(total=max(deadline - time.monotonic(), 0.001))
-        if not self.follow_redirects:
-            kwargs["allow_redirects"] = False
-        try:
-            response = super().send(request, **kwargs)
-            self.contact.answered = True
-            self._read_body(response)
-        except requests.TooManyRedirects:
-            raise RedirectRefusedError(
-                f"{request.method} {path} was redirected more than {MAX_REDIRECTS} times "
-                f"(a redirect loop on {self._host}): check api_url"
-            ) from None
-        except requests.ConnectionError as exc:
-            if not self.contact.answered and _is_connect_failure(exc):
-                raise ApiUnreachableError(_unreachable_message(self.contact.api_url, exc)) from None
-            raise
-        finally:
-            if outermost:
-                self._deadline = None
-        return response
-
-    @override
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """Follow a redirect only on the configured host: the key must go nowhere else.
-
-        requests reads a redirect's body right after asking this, uncapped: it is read here
-        first, under the deadline and the cap.
-        """
-        target = super().get_redirect_target(resp)
-        if target is None:
-            return None
-        self._read_body(resp)
-        if not self.follow_redirects:
-            return target  # not followed (requests only peeks at it): validate_response answers
-        host = urlsplit(target).netloc
-        if host and host != self._host:
-            path = urlsplit(resp.url).path
-            raise RedirectRefusedError(
-                f"Klaviyo answered HTTP {resp.status_code} on {path}, redirecting to another "
-                f"host ({host}); the tap follows redirects only on {self._host}: check api_url"
-            )
-        return target
-
-    def _read_body(self, response: requests.Response) -> None:
-        deadline = self._deadline or time.monotonic() + self.deadline_seconds
-        _read_body(response, deadline, self.deadline_seconds, urlsplit(response.url).path)
-
-
-class PacedSession(KlaviyoSession):
-    """A session whose every attempt, retries included, is paced and counted by the gate."""
-
-    def __init__(self, gate: ReportGate, contact: ApiContact, **kwargs: Any) -> None:
-        super().__init__(contact, follow_redirects=False, **kwargs)
-        self.gate = gate
-
-    @override
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """Wait for the gate, send, and let the gate read the rate-limit headers."""
-        self.gate.before_call()
-        response = super().send(request, **kwargs)
-        self.gate.after_response(response.status_code, response.headers)
-        return response
-
-
-def _read_body(response: requests.Response, deadline: float, budget: float, path: str) -> None:
-    """Read the body in chunks under the deadline and the size cap, into ``response.content``.
-
-    ``read1`` returns what one read brings (a trickle cannot hold it until a chunk fills) and
-    decompresses at most a chunk per call (a gzip bomb is stopped at the cap, not inflated).
-    """
-    if getattr(response, "_content_consumed", False):
-        return  # a redirect hop this session already read
-    raw = response.raw
-    connection = getattr(raw, "connection", None)
-    sock = getattr(connection, "sock", None)
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise requests.ReadTimeout(
-                    f"the answer on {path} did not arrive within request_timeout={budget:g} s"
-                )
-            if sock is not None:
-                sock.settimeout(left)  # each read ends by the deadline, not a full timeout later
-            chunk = raw.read1(_READ_CHUNK, decode_content=True)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise ResponseTooLargeError(
-                    f"the answer on {path} is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB "
-                    "(after decompression); the tap stopped reading it: check api_url and any "
-                    "proxy in between"
-                )
-            chunks.append(chunk)
-    except ReadTimeoutError:
-        response.close()
-        raise requests.ReadTimeout(
-            f"the answer on {path} did not arrive within request_timeout={budget:g} s"
-        ) from None
-    except ProtocolError as exc:
-        response.close()
-        raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
-    except DecodeError as exc:
-        response.close()
-        raise requests.exceptions.ContentDecodingError(str(exc)) from None
-    except BaseException:
-        response.close()
-        raise
-    # requests keeps a read body in these two attributes (its own ``content`` property fills
-    # them the same way); there is no public setter.
-    response._content = b"".join(chunks)
-    response._content_consumed = True
-
-
-def _is_connect_failure(exc: requests.ConnectionError) -> bool:
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError) and not isinstance(exc, requests.ConnectTimeout)
-
-
-def _unreachable_message(api_url: str, exc: requests.ConnectionError) -> str:
-    reason = getattr(exc.args[0], "reason", None)
-    if isinstance(reason, NameResolutionError):
-        why = "its host name does not resolve"
-    elif "refused" in str(reason).lower():
-        why = "the connection was refused"
-    else:
-        why = "no connection could be opened"
-    message = f"api_url {api_url} cannot be reached ({why}): check api_url and the network"
-    host = urlsplit(api_url).hostname or ""
-    if host in ("localhost", "::1") or host.startswith("127."):
-        message += (
-            "; it is a loopback address, so the Klaviyo stand-in may not be running "
-            "(start it with `python -m klaviyo_standin`)"
-        )
-    return message
+#: Klaviyo's words for its data floor: "Cannot query for segment data before June 21st, 2023".
+_FLOOR = re.compile(r"before (\w+) (\d{1,2})(?:st|nd|rd|th)?,? (\d{4})")
 
 
 class KlaviyoStream(RESTStream[Any]):
     """Base stream: Klaviyo's auth header, revision header and error handling."""
 
+    def __init__(self, tap: Tap, run: Callable[[], ReportRun]) -> None:
+        super().__init__(tap)
+        self._run_of = run
+
     @property
-    def tap(self) -> TapKlaviyoSegments:
-        """The tap this stream belongs to (the SDK keeps it untyped as ``_tap``)."""
-        return cast("TapKlaviyoSegments", self._tap)
+    def run(self) -> ReportRun:
+        """What this sync shares (settings, clock, STATE, gate, segments)."""
+        return self._run_of()
 
     @property
     def settings(self) -> Settings:
-        """The parsed config, shared with the tap."""
-        return self.tap.settings
+        """The parsed config."""
+        return self.run.settings
 
     @property
     @override
@@ -339,23 +105,15 @@ class KlaviyoStream(RESTStream[Any]):
 
     @property
     @override
-    def timeout(self) -> int:
-        """Seconds per HTTP request (``request_timeout``): a deadline over the whole request."""
-        return self.settings.request_timeout  # type: ignore[return-value]
-
-    @property
-    @override
     def requests_session(self) -> requests.Session:
         """A :class:`KlaviyoSession` (deadline, body cap, redirects, first contact)."""
-        # The SDK's property caches the session in ``_requests_session``; it is replaced here,
-        # in this one place, because the SDK has no hook for the session's class.
-        if not isinstance(self._requests_session, KlaviyoSession):
-            self._requests_session = self._new_session()
-        return self._requests_session
+        return self.klaviyo_session
 
-    def _new_session(self) -> KlaviyoSession:
+    @cached_property
+    def klaviyo_session(self) -> KlaviyoSession:
+        """The stream's session, made on first use."""
         return KlaviyoSession(
-            self.tap.api_contact,
+            self.run.contact,
             deadline_seconds=self.settings.request_timeout,
             follow_redirects=True,
         )
@@ -373,7 +131,7 @@ class KlaviyoStream(RESTStream[Any]):
         if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
             raise KlaviyoAPIError(self._auth_message(response), status)
         if status >= HTTPStatus.BAD_REQUEST:
-            raise KlaviyoAPIError(self._describe(response, "Klaviyo rejected the request"), status)
+            self._on_rejected(response)
         if status >= HTTPStatus.MULTIPLE_CHOICES:
             location = response.headers.get("Location") or ""
             host = urlsplit(location).netloc or "the same host"
@@ -387,6 +145,19 @@ class KlaviyoStream(RESTStream[Any]):
                 f"{why}: check api_url"
             )
 
+    def _on_rejected(self, response: requests.Response) -> None:
+        """A 4xx: Klaviyo's data floor is its own error (the tap re-plans from it)."""
+        errors = klaviyo_errors(response)
+        first = errors[0] if errors else {}
+        source = first.get("source")
+        source = source if isinstance(source, dict) else {}
+        pointer = str(source.get("pointer") or source.get("parameter") or "")
+        message = self._describe(response, "Klaviyo rejected the request")
+        floor = _data_floor(str(first.get("detail") or ""), pointer)
+        if floor is not None:
+            raise DataFloorError(message, floor)
+        raise KlaviyoAPIError(message, response.status_code, pointer)
+
     def _on_throttled(self, response: requests.Response) -> None:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         limit = self.settings.max_retry_wait_seconds
@@ -395,11 +166,11 @@ class KlaviyoStream(RESTStream[Any]):
                 f"Klaviyo throttled {self.http_method} {self.path} with Retry-After "
                 f"{retry_after:.0f} s, longer than max_retry_wait_seconds={limit:.0f}"
             )
-            raise self._long_throttle(reason)
+            raise self.long_throttle(reason)
         message = self._describe(response, f"Klaviyo throttled {self.http_method} {self.path}")
         raise ThrottledError(message, response, retry_after)
 
-    def _long_throttle(self, reason: str) -> Exception:
+    def long_throttle(self, reason: str) -> Exception:
         """What a throttle longer than the tap waits raises: a clean stop of the listing."""
         return ListingThrottledError(reason)
 
@@ -412,7 +183,7 @@ class KlaviyoStream(RESTStream[Any]):
 
     def _describe(self, response: requests.Response, headline: str) -> str:
         """Klaviyo's own ``detail`` and ``source.pointer``, never headers (they hold the key)."""
-        details = [_error_line(error) for error in _errors(response)]
+        details = [error_line(error) for error in klaviyo_errors(response)]
         if not details:
             # A proxy's error page may echo our request headers back: masked before the cut,
             # so a key straddling the cut cannot leave a prefix behind.
@@ -421,33 +192,6 @@ class KlaviyoStream(RESTStream[Any]):
         return redact(
             f"{headline}: HTTP {response.status_code} on {self.path}: " + "; ".join(details)
         )
-
-    @override
-    def request_decorator(self, func: RequestFunc) -> RequestFunc:
-        """The SDK's retry, with backoff's own log lines at DEBUG.
-
-        :meth:`backoff_handler` already logs each retry once at WARNING, and a failure that
-        outlasts the retries ends the run with one ERROR line (see ``failure_line``); backoff's
-        "Backing off" and "Giving up" lines would say the same things a second time.
-        """
-        decorator: Callable[[RequestFunc], RequestFunc] = backoff.on_exception(
-            self.backoff_wait_generator,
-            (
-                ConnectionResetError,
-                RetriableAPIError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
-            max_tries=self.backoff_max_tries,
-            on_backoff=self.backoff_handler,
-            jitter=self.backoff_jitter,
-            logger=self.logger,
-            backoff_log_level=logging.DEBUG,
-            giveup_log_level=logging.DEBUG,
-        )
-        return decorator(func)
 
     @override
     def backoff_wait_generator(self) -> Generator[float, Any, None]:
@@ -473,19 +217,21 @@ class KlaviyoStream(RESTStream[Any]):
             self.path,
             details.get("wait") or 0.0,
             details.get("tries") or 0,
-            _short(exc),
+            short_error(exc),
         )
 
 
-class WholeAccountRefused(Exception):  # noqa: N818 - a signal to fall back, not an error
-    """Klaviyo answered a report without a segment filter with a 4xx."""
+CallT = TypeVar("CallT")
+AnswerT = TypeVar("AnswerT")
 
 
-class KlaviyoReportStream(KlaviyoStream):
-    """Base of both report streams: POSTs through the shared gate, parsed inside the retry.
+class KlaviyoReportStream(KlaviyoStream, Generic[CallT, AnswerT]):
+    """Base of both report streams: the one loop of report calls (see :meth:`get_records`).
 
-    Also what the two share beyond HTTP: the segments to ask about, whole-account calls and
-    their fallback to filtered batches, the progress line per call, and the clean stop.
+    A report stream declares what it asks and how it reads the answer: :meth:`plan_calls` (the
+    calls still needed, given what this run read), :meth:`request_body`, :meth:`read_answer`
+    (parse and check, inside the retry), :meth:`emit` (rows, then bookmarks), and what a call
+    is called in the progress line. The loop here does the rest, the same for both.
     """
 
     http_method = "POST"
@@ -493,66 +239,51 @@ class KlaviyoReportStream(KlaviyoStream):
     #: A redirect on a report endpoint is answered as an error (see validate_response).
     allow_redirects = False
 
-    @property
-    def gate(self) -> ReportGate:
-        """The pacing and budget shared by both report streams."""
-        return self.tap.report_gate
+    def __init__(self, tap: Tap, run: Callable[[], ReportRun]) -> None:
+        super().__init__(tap, run)
+        #: The call being made; the SDK's request hooks read it.
+        self._call: CallT | None = None
+        self._answer: AnswerT | None = None
+        #: This run fell back from whole-account calls to filtered batches.
+        self.batches_only = False
+        #: (segment id, interval or timeframe) -> times answers left the segment out this run.
+        self.left_out: dict[tuple[str, str], int] = {}
 
-    @override
-    def _new_session(self) -> KlaviyoSession:
-        """A session that paces every attempt through the shared gate."""
-        return PacedSession(
-            self.gate,
-            self.tap.api_contact,
-            deadline_seconds=self.settings.request_timeout,
-        )
+    # What each report stream declares ---------------------------------------------------------
 
-    @override
-    def _long_throttle(self, reason: str) -> Exception:
-        return ReportBudgetSpent(f"{reason} (the day's report quota is likely spent)")
+    def plan_calls(self) -> Sequence[CallT]:
+        """The calls still needed, from STATE and what this run has read so far."""
+        raise NotImplementedError
 
-    def post_report(self, body: dict[str, Any], parse: Callable[[Any], Any]) -> Any:
-        """POST one report and return ``parse(json)``, retrying malformed bodies like 5xx.
+    def request_body(self, call: CallT) -> dict[str, Any]:
+        """The JSON:API body of one call."""
+        raise NotImplementedError
 
-        429s that outlast ``max_retries`` raise :class:`ReportBudgetSpent` (a clean stop).
-        """
-        prepared = self.build_prepared_request(
-            method="POST", url=self.get_url(None), headers=self.http_headers, json=body
-        )
+    def read_answer(self, call: CallT, payload: Any) -> AnswerT:
+        """Parse and check one answer (raises MalformedReportError, retried like a 5xx)."""
+        raise NotImplementedError
 
-        def attempt(request: requests.PreparedRequest, context: Context | None) -> Any:
-            # ``_request`` is the SDK's one send (auth, metrics, validate_response); reused
-            # here so report calls get exactly what paged GETs get, inside our own retry.
-            response = self._request(request, context)
-            try:
-                return parse(response.json())
-            except (ValueError, MalformedReportError) as exc:
-                reason = exc if isinstance(exc, MalformedReportError) else "body is not JSON"
-                msg = f"Klaviyo returned a malformed report from {self.path}: {reason}"
-                raise MalformedResponseError(msg, response) from None
+    def emit(self, call: CallT, answer: AnswerT) -> Iterator[dict[str, Any]]:
+        """The rows of one answer; then move the bookmarks past them and write STATE."""
+        raise NotImplementedError
 
-        try:
-            return self.request_decorator(attempt)(prepared, None)
-        except ThrottledError as exc:
-            # Klaviyo keeps saying "not now": a clean stop with state saved, like a spent
-            # quota, rather than a failed run; the next run resumes at this call.
-            wait = "none given" if exc.retry_after is None else f"{exc.retry_after:g} s"
-            reason = (
-                f"Klaviyo still throttled {self.path} after {self.settings.max_retries} "
-                f"retries (last Retry-After: {wait})"
-            )
-            raise ReportBudgetSpent(reason) from None
+    def describe(self, call: CallT) -> str:
+        """The call in the progress line."""
+        raise NotImplementedError
 
-    #: Set when this run fell back from whole-account calls to filtered batches.
-    _batches_only = False
+    def left_out_of(self, call: CallT, answer: AnswerT) -> tuple[str, str, list[str]]:
+        """The wanted segments an answer left out: (interval or timeframe, window, ids)."""
+        raise NotImplementedError
 
-    def segment_ids(self) -> list[str]:
-        """Configured ids, or every (active) segment in the account."""
-        return self.tap.report_segment_ids()
+    def learn(self, lesson: Exception) -> None:
+        """Take in what an answer taught (re-planned after); others re-raise it."""
+        raise lesson
 
-    def now_utc(self) -> datetime:
-        """The tap's clock (tests freeze it)."""
-        return self.tap.now_utc()
+    def resume_note(self) -> str:
+        """Where the next run starts, for the stop warning."""
+        return "with today's values"
+
+    # The loop -----------------------------------------------------------------------------------
 
     @property
     def whole_account(self) -> bool:
@@ -563,16 +294,114 @@ class KlaviyoReportStream(KlaviyoStream):
         """
         return (
             self.settings.whole_account_calls == "auto"
-            and not self._batches_only
-            and self.stream_state.get(WHOLE_ACCOUNT_KEY) != WHOLE_ACCOUNT_REFUSED
+            and not self.batches_only
+            and not self.run.state.whole_account_refused(self.name)
         )
+
+    @override
+    def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
+        """Make the planned calls one by one, re-planning whenever an answer changes the plan."""
+        calls = list(self.plan_calls())
+        done = 0
+        while calls:
+            call = calls.pop(0)
+            self.run.announce(self.name, done, done + len(calls) + 1, self.describe(call))
+            done += 1
+            try:
+                answer = self.fetch(call)
+            except ReportBudgetSpent as stop:
+                done -= 1
+                self.run.stop_cleanly(self.name, stop, len(calls) + 1, self.resume_note())
+                return
+            except WholeAccountRefused as refused:
+                self._use_batches(f"{refused} (a report without a segment filter)", remember=True)
+            except Lesson as lesson:
+                self.learn(lesson.reason)
+            else:
+                yield from self.emit(call, answer)
+                self._ask_again(call, answer)
+            calls = list(self.plan_calls())
+
+    def fetch(self, call: CallT) -> AnswerT:
+        """POST one call through the SDK's request path (auth, retry, metrics); its answer.
+
+        The answer is read inside the retry (:meth:`validate_response`), so a malformed one is
+        asked again like a 5xx. A 4xx to a call without a segment filter is raised as
+        :class:`WholeAccountRefused` only where it concerns the filter.
+        """
+        self._call, self._answer = call, None
+        try:
+            for _ in self.request_records(None):
+                pass
+        except DataFloorError as floor:
+            raise Lesson(floor) from None
+        except KlaviyoAPIError as exc:
+            if _whole_account(call) and _about_filter(exc):
+                raise WholeAccountRefused(str(exc)) from None
+            raise
+        except ThrottledError as exc:
+            # Klaviyo keeps saying "not now": a clean stop with state saved, like a spent
+            # quota, rather than a failed run; the next run resumes at this call.
+            wait = "none given" if exc.retry_after is None else f"{exc.retry_after:g} s"
+            raise ReportBudgetSpent(
+                f"Klaviyo still throttled {self.path} after {self.settings.max_retries} "
+                f"retries (last Retry-After: {wait})"
+            ) from None
+        assert self._answer is not None  # validate_response set it, or raised
+        return self._answer
+
+    @cached_property
+    def klaviyo_session(self) -> KlaviyoSession:
+        """A session that paces and counts every attempt through the run."""
+        return PacedSession(
+            self.run, self.run.contact, deadline_seconds=self.settings.request_timeout
+        )
+
+    @override
+    def get_new_paginator(self) -> SinglePagePaginator:
+        """One answer per call: report endpoints do not page."""
+        return SinglePagePaginator()
+
+    @override
+    def prepare_request_payload(
+        self, context: Context | None, next_page_token: Any | None
+    ) -> dict[str, Any] | None:
+        """The body of the call being made."""
+        assert self._call is not None
+        return self.request_body(self._call)
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        """Statuses as every stream; then read and check the answer, inside the retry."""
+        super().validate_response(response)
+        assert self._call is not None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise MalformedResponseError(
+                f"Klaviyo returned a malformed report from {self.path}: body is not JSON",
+                response,
+            ) from None
+        try:
+            self._answer = self.read_answer(self._call, payload)
+        except MalformedReportError as exc:
+            msg = f"Klaviyo returned a malformed report from {self.path}: {exc}"
+            raise InvalidAnswerError(msg, response) from None
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        """The checked answer stands for the page (the loop, not the SDK, turns it into rows)."""
+        yield {}
+
+    @override
+    def long_throttle(self, reason: str) -> Exception:
+        return ReportBudgetSpent(f"{reason} (the day's report quota is likely spent)")
 
     def _use_batches(self, reason: str, *, remember: bool) -> None:
         """Ask in filtered batches of 100 for the rest of this run (and later runs)."""
-        self._batches_only = True
+        self.batches_only = True
         if remember:
-            self.stream_state[WHOLE_ACCOUNT_KEY] = WHOLE_ACCOUNT_REFUSED
-            self._write_state()
+            self.run.state.refuse_whole_account(self.name)
         self.logger.info(
             "%s: %s asks in filtered batches of 100 segments from now on%s",
             reason,
@@ -580,155 +409,84 @@ class KlaviyoReportStream(KlaviyoStream):
             " (kept in STATE, so later runs do too)" if remember else " in this run",
         )
 
-    def _post_report(self, body: dict[str, Any], parse: Any, *, whole_account: bool) -> Any:
-        """``post_report``, with a 4xx to an unfiltered call raised as the signal to fall back."""
-        try:
-            return self.post_report(body, parse)
-        except KlaviyoAPIError as exc:
-            if whole_account and exc.status not in (401, 403):
-                raise WholeAccountRefused(str(exc)) from None
-            raise
+    def _ask_again(self, call: CallT, answer: AnswerT) -> None:
+        """Segments an answer left out are asked again once (the next plan holds them).
 
-    def _write_state(self) -> None:
-        """Write a STATE message now, through the tap's public state writer."""
-        self.tap.state_writer.write_state(self.tap_state)
-
-    def _log_progress(self, done: int, total: int, what: str) -> None:
-        """One line per report call: long backfills at 2 calls a minute need a visible pulse.
-
-        None for a call the spent budget will refuse (it is not made); the time left is at the
-        pace measured so far, waits for ``RateLimit-Reset`` and retries included.
+        Left out twice, a segment is settled by the run (unknown, or held for the next run):
+        its bookmark stays before the window either way.
         """
-        gate = self.gate
-        if gate.calls_left <= 0:
+        kind, what, missing = self.left_out_of(call, answer)
+        if not missing:
             return
-        after = total - done - 1
-        budget = ""
-        if after > gate.calls_left - 1:
-            budget = f" (the daily budget allows {gate.calls_left - 1} more)"
-        self.logger.info(
-            "%s call %d/%d: %s; %d left after it%s, about %.1f min at the current pace",
-            self.name,
-            done + 1,
-            total,
-            what,
-            after,
-            budget,
-            after * gate.seconds_per_call / 60,
-        )
+        if _whole_account(call):
+            self._use_batches(
+                f"An answer for the whole account left out {len(missing)} wanted segments",
+                remember=False,
+            )
+        twice = []
+        for segment_id in missing:
+            key = (segment_id, kind)
+            count = self.left_out[key] = self.left_out.get(key, 0) + 1
+            if count > 1:
+                twice.append(segment_id)
+        if len(twice) < len(missing):
+            self.logger.info(
+                "Klaviyo's answer for %s left out %d wanted segments (%s); asking for them again",
+                what,
+                len(missing) - len(twice),
+                ", ".join([sid for sid in missing if sid not in twice][:5]),
+            )
+        if twice:
+            self.run.settle_missing(self.name, twice, what)
 
-    def _stop_cleanly(self, stop: ReportBudgetSpent, calls_left: int) -> None:
-        """Warn why the stream stopped, the calls made and still needed, and where it resumes."""
-        gate = self.gate
-        gate.stop(str(stop))
-        gate.calls_still_needed += calls_left
-        needed = f"{calls_left} more are needed for this stream"
-        if gate.calls_still_needed != calls_left:
-            needed += f" ({gate.calls_still_needed} for the whole sync)"
-        self.logger.warning(
-            "Stopping %s cleanly: %s. Made %d report calls this run; %s. "
-            "State is saved; the next run resumes %s.",
-            self.name,
-            stop,
-            gate.calls_made,
-            needed,
-            self._resume_note(),
-        )
+    def held(self, kind: str) -> set[str]:
+        """Segments left out twice of an interval's (or timeframe's) answers in this run.
 
-    def _resume_note(self) -> str:
-        """Where the next run starts, for the stop warning."""
-        return "with today's values"
-
-    def _warn_about_ids(
-        self, report: SeriesReport | ValuesReport, *, whole_account: bool = False
-    ) -> None:
-        """Say once per run which segments Klaviyo added or left out (not once per call).
-
-        An unfiltered answer holds every segment of the account: the unwanted ones (inactive,
-        or not in ``segment_ids``) are dropped without a word.
+        They are not asked again until the next run, and their bookmarks stay where they are.
         """
-        seen = self.tap.ids_warned
-        others = [] if whole_account else report.unexpected_ids
-        unexpected = [sid for sid in others if ("+", sid) not in seen]
-        missing = [sid for sid in report.missing_ids if ("-", sid) not in seen]
-        seen.update(("+", sid) for sid in unexpected)
-        seen.update(("-", sid) for sid in missing)
-        if unexpected:
-            self.logger.warning(
-                "Klaviyo returned %d segments that were not asked for (%s); they were skipped",
-                len(unexpected),
-                ", ".join(unexpected[:5]),
-            )
-        if missing:
-            self.logger.warning(
-                "Klaviyo returned nothing for %d requested segments (%s); their bookmarks stay, "
-                "so the next run asks again (check segment_ids if they no longer exist)",
-                len(missing),
-                ", ".join(missing[:5]),
-            )
+        return {sid for (sid, of), count in self.left_out.items() if of == kind and count > 1}
 
 
-def failure_line(exc: BaseException, stream: str | None = None) -> str:
-    """The one line a failed run ends with: what went wrong and what to do about it.
+class Lesson(Exception):  # noqa: N818 - a finding, not an error
+    """An answer that teaches the stream something (a grid, a data floor): re-plan after."""
 
-    The messages of the tap's own errors already say what to fix; the others (retries spent,
-    a target that stopped reading, a bug) get the advice here. The key is masked before the cut.
+    def __init__(self, reason: Exception) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+class WholeAccountRefused(Exception):  # noqa: N818 - a signal to fall back, not an error
+    """Klaviyo answered a report without a segment filter with a 4xx about the filter."""
+
+
+def _whole_account(call: Any) -> bool:
+    return bool(getattr(call, "whole_account", False))
+
+
+def _about_filter(exc: KlaviyoAPIError) -> bool:
+    """Whether a 4xx concerns the segment filter (or the lack of one), not the timeframe.
+
+    Klaviyo's pointer names the field it refused; a data floor or a bad timeframe is not a
+    refusal of unfiltered calls, and must not make every later run pay filtered batches.
     """
-    where = f"Stream {stream} failed: " if stream else "The run failed: "
-    text = cut(" ".join(str(exc).split()), 2 * _MAX_ERROR_TEXT) or type(exc).__name__
-    if isinstance(exc, BrokenPipeError):
-        return (
-            "The run stopped: the target stopped reading the tap's output (broken pipe). "
-            "Check the target's own log for why it stopped; rerun from the last STATE it saved."
-        )
-    if isinstance(exc, (KlaviyoAPIError, ApiUnreachableError)):
-        return where + text
-    if isinstance(exc, MalformedResponseError):
-        return (
-            f"{where}{text}. Retries did not help; no row of that answer was written and a "
-            "rerun resumes from the last STATE: check that api_url reaches Klaviyo (not a proxy "
-            "or login page), or try again later."
-        )
-    if isinstance(exc, requests.Timeout):
-        return (
-            f"{where}no complete answer in time after the retries ({text}): raise "
-            "request_timeout or max_retries, or try again later."
-        )
-    if isinstance(exc, (requests.ConnectionError, ConnectionResetError)):
-        return (
-            f"{where}the connection to Klaviyo kept dropping after the retries ({text}): "
-            "check the network, or try again later; state is saved up to the last STATE."
-        )
-    if isinstance(exc, RetriableAPIError):
-        return (
-            f"{where}{text}. Klaviyo kept failing after the retries: try again later "
-            "(the next run resumes from the last STATE)."
-        )
-    return (
-        f"{where}{type(exc).__name__}: {text}. This is unexpected: rerun with DEBUG logging "
-        "for the traceback and report it."
-    )
+    if exc.status in (401, 403) or isinstance(exc, DataFloorError):
+        return False
+    pointer = exc.pointer.lower()
+    return not pointer or "filter" in pointer
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` asks for: a number or an HTTP-date (RFC 9110); else None.
-
-    ``nan``, ``inf`` and anything else unparseable count as "none given".
-    """
-    if value is None:
+def _data_floor(detail: str, pointer: str) -> date | None:
+    """Klaviyo's first day of data, from its "Cannot query ... before June 21st, 2023"."""
+    if not pointer.endswith("timeframe/start"):
         return None
-    text = value.strip()
+    found = _FLOOR.search(detail)
+    if found is None:
+        return None
+    month, day, year = found.groups()
     try:
-        seconds = float(text)
+        return datetime.strptime(f"{month} {day} {year}", "%B %d %Y").date()
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
+        return None
 
 
 def _retry_waits(initial: float) -> Generator[float, Any, None]:
@@ -743,26 +501,8 @@ def _retry_waits(initial: float) -> Generator[float, Any, None]:
         exc = yield wait
 
 
-def _errors(response: requests.Response) -> list[dict[str, Any]]:
-    try:
-        payload = response.json()
-    except ValueError:
-        return []
-    errors = payload.get("errors") if isinstance(payload, dict) else None
-    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-
-def _error_line(error: dict[str, Any]) -> str:
-    source = error.get("source")
-    source = source if isinstance(source, dict) else {}
-    where = source.get("pointer") or source.get("parameter")
-    text = str(error.get("detail") or error.get("title") or error.get("code") or "no detail")
-    code = error.get("code")
-    line = f"{text} [{code}]" if code else text
-    return f"{line} at {where}" if where else line
-
-
-def _short(exc: BaseException | None) -> str:
+def short_error(exc: BaseException | None) -> str:
+    """An exception in a few words, for a retry line."""
     if exc is None:
         return "no exception"
     return f"{type(exc).__name__}: {cut(str(exc), _MAX_ERROR_TEXT)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from tap_klaviyo_segments.ledger import CallRecord
@@ -51,18 +51,10 @@ class ReportGate:
     stop_reason: str | None = None
     #: When the next report call becomes available, once the daily budget stopped the run.
     available_at: datetime | None = None
-    #: Report calls the streams stopped on this run still need (summed over the streams).
-    calls_still_needed: int = 0
-    #: The former name of ``calls_per_day`` (one run's budget); still accepted.
-    calls_per_run: InitVar[int | None] = None
     _next_allowed: float = 0.0
     _first_call_at: float | None = None
     _anchor: tuple[datetime, float] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self, calls_per_run: int | None) -> None:
-        if calls_per_run is not None:
-            self.calls_per_day = calls_per_run
 
     @property
     def spacing(self) -> float:
@@ -79,11 +71,6 @@ class ReportGate:
             return self.spacing
         observed = (self.clock() - self._first_call_at) / (self.calls_made - 1)
         return max(self.spacing, observed)
-
-    @property
-    def calls_before_run(self) -> int:
-        """Calls of earlier runs that still count against the budget now."""
-        return max(self.record.used(self.wall_now()) - self.calls_made, 0)
 
     @property
     def calls_left(self) -> int:

@@ -17,7 +17,6 @@ Terms:
 
 from __future__ import annotations
 
-import math
 from calendar import monthrange
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,6 +73,8 @@ class BucketGrid:
     interval: str
     anchor: datetime
     alignment: str = ""
+    #: Klaviyo's first day of data: buckets never start before it (see :meth:`truncated`).
+    floor: datetime = FIRST_DATA_DAY
 
     def __post_init__(self) -> None:
         if self.interval not in INTERVALS:
@@ -113,7 +114,7 @@ class BucketGrid:
 
     def start(self, index: int) -> datetime:
         """Start of bucket ``index`` as the tap reads it (never before Klaviyo's first day)."""
-        return max(self.natural_start(index), FIRST_DATA_DAY)
+        return max(self.natural_start(index), self.floor)
 
     def truncated(self, index: int) -> bool:
         """Whether bucket ``index`` begins before Klaviyo's data, so it is never read whole."""
@@ -182,9 +183,9 @@ def local_midnight(day: date) -> datetime:
     return datetime.combine(day, time())
 
 
-def reporting_anchor(start_date: datetime) -> datetime:
+def reporting_anchor(start_date: datetime, floor: datetime = FIRST_DATA_DAY) -> datetime:
     """First local midnight to report: ``start_date``'s day, never before Klaviyo's first day."""
-    return max(local_midnight(start_date.date()), FIRST_DATA_DAY)
+    return max(local_midnight(start_date.date()), floor)
 
 
 @dataclass(frozen=True)
@@ -431,14 +432,3 @@ def data_end_for(grid: BucketGrid, now: datetime, end_date: datetime | None) -> 
     if end_date <= grid.anchor:
         return end_date
     return min(now, grid.end(last_bucket_index(grid, end_date)))
-
-
-def minimum_series_calls(
-    segment_count: int, bucket_count: int, interval: str, *, whole_account: bool = False
-) -> int:
-    """The fewest calls for ``segment_count`` segments sharing ``bucket_count`` buckets."""
-    if segment_count <= 0 or bucket_count <= 0:
-        return 0
-    windows = math.ceil(bucket_count / BUCKETS_PER_WINDOW[interval])
-    per_window = 1 if whole_account else math.ceil(segment_count / MAX_IDS_PER_CALL)
-    return per_window * windows

@@ -91,6 +91,8 @@ def parse_series_report(
                 raise MalformedReportError(msg)
             # Fast path: plain ints (the usual answer) need no per-value conversion.
             if all(type(v) is int for v in values):
+                if values and name in NEVER_NEGATIVE and min(values) < 0:
+                    _negative(name, segment_id, min(values))
                 series[name] = values
             else:
                 series[name] = [_count(v, name, segment_id) for v in values]
@@ -199,6 +201,16 @@ def _results(attributes: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return parsed
 
 
+#: Statistics that count members, so a negative value is a broken answer (the net may be < 0).
+NEVER_NEGATIVE = frozenset({"total_members", "members_added", "members_removed"})
+
+
+def _negative(name: str, segment_id: str, value: int) -> None:
+    raise MalformedReportError(
+        f"statistic {name} of segment {segment_id} is negative ({value}): it counts members"
+    )
+
+
 def _count(value: Any, name: str, segment_id: str) -> int:
     """Member counts are whole numbers; Klaviyo may send them as floats (79.0)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -210,5 +222,8 @@ def _count(value: Any, name: str, segment_id: str) -> int:
             raise MalformedReportError(
                 f"statistic {name} of segment {segment_id} is not whole: {value!r}"
             )
-        return int(value)
-    return value
+        value = int(value)
+    number: int = value
+    if number < 0 and name in NEVER_NEGATIVE:
+        _negative(name, segment_id, number)
+    return number

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import difflib
-import io
-import json
 import logging
 import os
-import signal
-import sys
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
-from types import FrameType
 from typing import IO, Any, ClassVar
 
 import click
-from singer_sdk import Stream, Tap
+from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers.capabilities import (
@@ -30,12 +23,18 @@ from singer_sdk.helpers.capabilities import (
 )
 from typing_extensions import override
 
-from tap_klaviyo_segments import ledger
-from tap_klaviyo_segments.bookmarks import check_state, not_an_object
-from tap_klaviyo_segments.client import ApiContact, ListingThrottledError, failure_line
-from tap_klaviyo_segments.pacing import ReportGate
+from tap_klaviyo_segments import plan_command
+from tap_klaviyo_segments.cli import (
+    FAILED_STREAM,
+    checked_state_file,
+    interrupted,
+    one_failure_line,
+)
 from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
 from tap_klaviyo_segments.redaction import cut, redact, register_secret
+from tap_klaviyo_segments.run import ReportRun
+from tap_klaviyo_segments.sdk_seams import TapSeams
+from tap_klaviyo_segments.series import SegmentSeriesStream
 from tap_klaviyo_segments.settings import (
     DEFAULT_API_URL,
     DEFAULT_REVISION,
@@ -48,7 +47,9 @@ from tap_klaviyo_segments.settings import (
     utc_now,
 )
 from tap_klaviyo_segments.singer_output import SingerWriter
-from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, SegmentValuesStream
+from tap_klaviyo_segments.state import RunState, carry_top_level
+from tap_klaviyo_segments.state_checks import check_state
+from tap_klaviyo_segments.streams import SegmentsStream, SegmentValuesStream
 
 
 def _environment_integer_problems(schema: dict[str, Any], prefix: str) -> list[str]:
@@ -250,7 +251,64 @@ def _config_schema() -> dict[str, Any]:
     return properties
 
 
-class TapKlaviyoSegments(Tap):
+def _checked_config(tap: TapKlaviyoSegments, sdk_check: Any, *, raise_errors: bool) -> list[str]:
+    """The SDK's schema errors made clearer, then the checks a JSON schema cannot make."""
+    schema = tap.config_jsonschema
+    try:
+        errors = _clearer(tap, sdk_check(raise_errors=raise_errors))
+    except ConfigValidationError as exc:
+        raise ConfigValidationError(
+            "Config validation failed", errors=_clearer(tap, exc.errors), schema=schema
+        ) from None
+    if errors:
+        return errors
+    try:
+        settings = parse_settings(tap.config, schema)
+    except SettingsError as exc:
+        if raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=exc.errors, schema=schema
+            ) from None
+        tap.logger.warning("Config validation failed: %s", exc)
+        return exc.errors
+    if settings.start < FIRST_DATA_DAY:
+        tap.logger.warning(
+            "start_date %s is before 2023-06-01, when Klaviyo's segment data begins; "
+            "reporting from 2023-06-01",
+            tap.config.get("start_date"),
+        )
+    if settings.start > settings.local_now(tap.now_utc()):
+        tap.logger.warning(
+            "start_date %s is in the future (account time): there is nothing to report "
+            "until then, so this run reports no segment_series rows",
+            tap.config.get("start_date"),
+        )
+    return errors
+
+
+def _clearer(tap: TapKlaviyoSegments, errors: list[str]) -> list[str]:
+    """Schema errors without the key's value, and unknown keys with the ones accepted."""
+    own = list(_config_schema()["properties"])
+    with_builtins = copy.deepcopy(tap.config_jsonschema)
+    tap.append_builtin_config(with_builtins)
+    known = [*own, *(key for key in with_builtins.get("properties", {}) if key not in own)]
+    unknown = [key for key in tap.config if key not in known]
+    clearer = []
+    for error in errors:
+        if error.startswith("Additional properties are not allowed") and unknown:
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                clearer.append(
+                    f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(own)} "
+                    f"(and singer-sdk's {', '.join(known[len(own) :])})"
+                )
+        else:
+            clearer.append(redact(error))
+    return clearer
+
+
+class TapKlaviyoSegments(TapSeams):
     """Singer tap for Klaviyo segment growth: segments, segment_values, segment_series."""
 
     name = "tap-klaviyo-segments"
@@ -278,73 +336,10 @@ class TapKlaviyoSegments(Tap):
     now_utc: Callable[[], datetime] = staticmethod(utc_now)
 
     @override
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Add the checks a JSON schema cannot make (dates, timezone, URL, start before end).
-
-        Also the first place the final config (files and env merged) is known: from here on the
-        api_key is masked in every log record, and no error message quotes it. An SDK internal:
-        singer-sdk has no public hook between merging the config and using it, and this is the
-        one place the tap touches it.
-        """
+    def check_config(self, sdk_check: Any, *, raise_errors: bool) -> list[str]:
+        """The schema's checks, then the ones a schema cannot make (dates, timezone, URL)."""
         register_secret(self.config.get("api_key"))
-        try:
-            errors = self._clearer(super()._validate_config(raise_errors=raise_errors))
-        except ConfigValidationError as exc:
-            raise ConfigValidationError(
-                "Config validation failed",
-                errors=self._clearer(exc.errors),
-                schema=self.config_jsonschema,
-            ) from None
-        if errors:
-            return errors
-        try:
-            settings = parse_settings(self.config, self.config_jsonschema)
-        except SettingsError as exc:
-            if raise_errors:
-                raise ConfigValidationError(
-                    "Config validation failed", errors=exc.errors, schema=self.config_jsonschema
-                ) from None
-            self.logger.warning("Config validation failed: %s", exc)
-            return exc.errors
-        if settings.start < FIRST_DATA_DAY:
-            self.logger.warning(
-                "start_date %s is before 2023-06-01, when Klaviyo's segment data begins; "
-                "reporting from 2023-06-01",
-                self.config.get("start_date"),
-            )
-        if settings.start > settings.local_now(self.now_utc()):
-            self.logger.warning(
-                "start_date %s is in the future (account time): there is nothing to report "
-                "until then, so this run reports no segment_series rows",
-                self.config.get("start_date"),
-            )
-        return errors
-
-    def _clearer(self, errors: list[str]) -> list[str]:
-        """Schema errors without the key's value, and unknown keys with the ones accepted.
-
-        Known keys are the tap's own plus whatever the installed singer-sdk adds for its
-        capabilities (stream maps, flattening, ...; 0.55 fills in defaults of its own, such as
-        ``emit_activate_version_messages``), asked of the SDK rather than listed here.
-        """
-        own = list(_config_schema()["properties"])
-        with_builtins = copy.deepcopy(self.config_jsonschema)
-        self.append_builtin_config(with_builtins)
-        known = [*own, *(key for key in with_builtins.get("properties", {}) if key not in own)]
-        unknown = [key for key in self.config if key not in known]
-        clearer = []
-        for error in errors:
-            if error.startswith("Additional properties are not allowed") and unknown:
-                for key in unknown:
-                    close = difflib.get_close_matches(key, known, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    clearer.append(
-                        f"config key {key!r} is unknown{hint}; accepted keys: {', '.join(own)} "
-                        f"(and singer-sdk's {', '.join(known[len(own) :])})"
-                    )
-            else:
-                clearer.append(redact(error))
-        return clearer
+        return _checked_config(self, sdk_check, raise_errors=raise_errors)
 
     @cached_property
     def settings(self) -> Settings:
@@ -358,175 +353,66 @@ class TapKlaviyoSegments(Tap):
             today = self.settings.local_now(self.now_utc()).date()
         except SettingsError:  # discovery runs unvalidated; its state is empty anyway
             today = utc_now().date()
-        checked = check_state(
-            state,
-            streams=[
-                kind.name for kind in (SegmentsStream, SegmentValuesStream, SegmentSeriesStream)
-            ],
-            today=today,
+        checked = check_state(state, streams=_SYNC_ORDER, today=today, logger=self.logger)
+        super().load_state(checked)
+        carry_top_level(checked, self.state)  # type: ignore[arg-type]
+
+    @cached_property
+    def report_run(self) -> ReportRun:
+        """What one sync shares between the report streams (built on first use)."""
+        settings = self.settings
+        segments = self.streams[SegmentsStream.name]
+        assert isinstance(segments, SegmentsStream)
+        return ReportRun(
+            settings=settings,
+            state=RunState(
+                self.state,  # type: ignore[arg-type]  # singer-sdk's TypedDict of bookmarks
+                write=lambda state: self.state_writer.write_state(state),  # type: ignore[arg-type]
+                timezone=settings.timezone,
+                logger=self.logger,
+            ),
+            clock=lambda: self.now_utc(),
+            list_segments=segments.list_segments,
             logger=self.logger,
         )
-        super().load_state(checked)
-        if ledger.STATE_KEY in checked:  # the SDK only loads "bookmarks"
-            tap_state: dict[str, Any] = self.state  # type: ignore[assignment]
-            tap_state[ledger.STATE_KEY] = checked[ledger.STATE_KEY]
 
     @classmethod
     @override
     def invoke(cls, *, state: IO[str] | None = None, **kwargs: Any) -> None:
-        """Run the tap; a failure ends in one ERROR line with its cause and fix, exit code 1.
-
-        ``--state`` is read here first, so a broken file gets a message, not a traceback. The
-        traceback of a failure is logged at DEBUG only.
-        """
-        if state is not None:
-            text = state.read()
-            name = getattr(state, "name", "the --state file")
-            try:
-                parsed = json.loads(text)
-            except ValueError as exc:
-                what = "empty" if not text.strip() else f"not JSON ({exc})"
-                msg = (
-                    f"{name} is {what}. Pass the last STATE this tap wrote, or leave --state "
-                    "out for a full sync."
-                )
-                raise click.BadParameter(msg, param_hint="'--state'") from None
-            if not isinstance(parsed, dict):
-                raise click.BadParameter(not_an_object(parsed), param_hint="'--state'")
-            state = io.StringIO(text)
-        _failed_stream.stream = None
+        """Run the tap; a failure ends in one ERROR line with its cause and fix, exit code 1."""
+        state = checked_state_file(state)
         config_input = kwargs.get("config")
         if getattr(config_input, "parse_env", False):
-            problems = _environment_integer_problems(cls.config_jsonschema, cls._env_var_prefix)
+            problems = _environment_integer_problems(cls.config_jsonschema, _ENV_PREFIX)
             for problem in problems:
                 cls.logger.error("%s", problem)
             if problems:
                 raise click.exceptions.Exit(1)
-        try:
+        with one_failure_line(cls.logger):
             super().invoke(state=state, **kwargs)
-        except (ConfigValidationError, click.ClickException, click.exceptions.Exit):
-            raise  # the SDK's command and click already answer these in one message
-        except Exception as exc:
-            if isinstance(exc, BrokenPipeError):
-                _silence_stdout()
-            cls.logger.debug("The failure in full:", exc_info=True)
-            cls.logger.error("%s", failure_line(exc, _failed_stream.stream))
-            raise click.exceptions.Exit(1) from None
 
     @override
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """Write the final STATE (the SDK does), then exit 128 + the signal's number.
-
-        The SDK exits 0, which a scheduler would record as a successful run.
-        """
+    def exit_code_on_signal(self, signum: int) -> int | None:
+        """Finish a half-written line first; then 128 + the signal, after the final STATE."""
         writer = self.message_writer
         if isinstance(writer, SingerWriter) and writer.writing:
             # Half a line is out: finish it first (the writer calls this back right after).
-            writer.deferred = lambda: self._handle_termination(signum, frame)
-            return
-        code = 128 + signum
-        self.logger.warning(
-            "Interrupted by %s: the last STATE written covers every record emitted; exiting %d",
-            signal.Signals(signum).name,
-            code,
-        )
-        # ``_handle_termination`` is the SDK's (private) signal handler, installed for SIGINT
-        # and SIGTERM; it writes the final STATE and exits 0. Only its exit code changes here.
-        with contextlib.suppress(SystemExit):
-            super()._handle_termination(signum, frame)
-        raise SystemExit(code)
-
-    @cached_property
-    def ids_warned(self) -> set[tuple[str, str]]:
-        """("+" added or "-" left out, segment id): named in a warning this run, by any stream."""
-        return set()
-
-    @cached_property
-    def report_gate(self) -> ReportGate:
-        """Pacing and the daily budget shared by segment_values and segment_series.
-
-        Built when the first report stream syncs, so it reads the clock of the sync (tests
-        freeze it). The record of recent calls comes from STATE and goes back into it after
-        every call: each STATE message serialises the whole state dict, so every STATE the
-        tap writes from then on carries it.
-        """
-        settings = self.settings
-        state: dict[str, Any] = self.state  # type: ignore[assignment]  # a TypedDict of bookmarks
-        record, notes = ledger.resolve(
-            state.get(ledger.STATE_KEY), self.now_utc(), settings.report_calls_per_day
-        )
-        for note in notes:
-            self.logger.warning("Daily report budget: %s", note)
-
-        def save(updated: ledger.CallRecord) -> None:
-            state[ledger.STATE_KEY] = updated.to_state()
-
-        save(record)
-        return ReportGate(
-            calls_per_minute=settings.report_calls_per_minute,
-            calls_per_second=settings.report_calls_per_second,
-            calls_per_day=settings.report_calls_per_day,
-            max_wait=settings.max_retry_wait_seconds,
-            sleep=self._announced_wait,
-            now=self.now_utc,
-            record=record,
-            save=save,
-        )
-
-    def _announced_wait(self, seconds: float) -> None:
-        """The gate's sleep: a wait longer than the normal pace gets an INFO line and reason."""
-        if seconds > _LOGGED_WAIT_SECONDS:
-            gate = self.report_gate
-            if seconds > gate.spacing + 1:
-                reason = (
-                    "Klaviyo's last answer said RateLimit-Remaining 0 and gave a RateLimit-Reset "
-                    f"(capped at max_retry_wait_seconds={gate.max_wait:g})"
-                )
-            else:
-                reason = "to keep report_calls_per_minute / report_calls_per_second"
-            self.logger.info("Waiting %.0f s before the next report call: %s", seconds, reason)
-        time.sleep(seconds)
-
-    @cached_property
-    def api_contact(self) -> ApiContact:
-        """Whether the API answered yet in this run, shared by every stream's session."""
-        return ApiContact(self.settings.api_url)
-
-    def report_segment_ids(self) -> list[str]:
-        """The segments both report streams ask about (listed from Klaviyo once per run)."""
-        if self.settings.segment_ids is not None:
-            return list(self.settings.segment_ids)
-        return list(self._listed_segment_ids)
-
-    @cached_property
-    def _listed_segment_ids(self) -> tuple[str, ...]:
-        segments = self.streams["segments"]
-        assert isinstance(segments, SegmentsStream)
-        active_only = not self.settings.include_inactive_segments
-        try:
-            listed = segments.list_ids(active_only=active_only)
-        except ListingThrottledError as stop:
-            self.logger.warning(
-                "Reporting on no segments this run: %s. State is saved; the next run lists them "
-                "again (set segment_ids to report without the listing)",
-                stop,
-            )
-            return ()
-        ids = tuple(dict.fromkeys(listed))
-        self.logger.info("Reporting on %d %ssegments", len(ids), "active " if active_only else "")
-        return ids
+            writer.deferred = lambda: self.terminate(signum)
+            return None
+        return interrupted(signum, self.logger)
 
     @override
     def discover_streams(self) -> list[Stream]:
         """Segments first; values before series, so a backfill never starves today's values."""
+        run = lambda: self.report_run  # noqa: E731 - built on first use, after config and state
         streams: list[Stream] = [
-            SegmentsStream(self),
-            SegmentValuesStream(self),
-            SegmentSeriesStream(self),
+            SegmentsStream(self, run),
+            SegmentValuesStream(self, run),
+            SegmentSeriesStream(self, run),
         ]
         for stream in streams:
             # By name: singer-sdk 0.55 hands streams a LoggerAdapter, which takes no filters.
-            logging.getLogger(stream.logger.name).addFilter(_failed_stream)
+            logging.getLogger(stream.logger.name).addFilter(FAILED_STREAM)
         return streams
 
     @property
@@ -544,43 +430,13 @@ class TapKlaviyoSegments(Tap):
 #: The sync order (see ``TapKlaviyoSegments.streams``).
 _SYNC_ORDER = (SegmentsStream.name, SegmentValuesStream.name, SegmentSeriesStream.name)
 
-#: Waits up to this long are the normal pace of report calls and get no log line.
-_LOGGED_WAIT_SECONDS = 5.0
+#: singer-sdk's prefix of the tap's settings in the environment.
+_ENV_PREFIX = "TAP_KLAVIYO_SEGMENTS_"
 
 
-class _FailedStream(logging.Filter):
-    """Remembers which stream failed, and turns the SDK's bare notice of it into DEBUG.
-
-    singer-sdk logs "An unhandled error occurred while syncing '<stream>'" at ERROR before the
-    failure reaches :meth:`TapKlaviyoSegments.invoke`, which ends the run with the one ERROR
-    line that names the cause and the fix (and the stream, taken from here).
-    """
-
-    #: The SDK's message, as its ``Stream.sync`` logs it.
-    NOTICE = "An unhandled error occurred while syncing '%s'"
-
-    stream: str | None = None
-
-    @override
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == self.NOTICE and record.levelno == logging.ERROR:
-            args = record.args if isinstance(record.args, tuple) else ()
-            self.stream = str(args[0]) if args else None
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
-
-
-_failed_stream = _FailedStream()
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null: the reader is gone, and flushing at exit would fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):
-        pass
+def plan_main(argv: Sequence[str] | None = None) -> int:
+    """``tap-klaviyo-segments-plan``: the call plan of this tap (see plan_command.py)."""
+    return plan_command.main(argv, TapKlaviyoSegments)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from tap_klaviyo_segments.client import MalformedResponseError
+from tap_klaviyo_segments.errors import MalformedResponseError
 from tests.tap_runner import base_config, run_tap
 
 NOW_LOCAL = datetime(2026, 11, 28, 10, 30)
@@ -279,9 +279,19 @@ def test_a_timeout_then_a_good_answer_gives_the_rows(no_sleep):
 def test_a_segment_missing_from_the_answer_keeps_its_bookmark_and_is_named():
     other = "Zzz999"
     responses.post(SERIES, json=series_doc([result(SID, **full_stats())]))
+    listing = {
+        "data": [
+            {"type": "segment", "id": sid, "attributes": {"is_active": True}}
+            for sid in (SID, other)
+        ],
+        "links": {},
+    }
+    responses.get(f"{URL}/api/segments", json=listing)
     outcome = run_series(segment_ids=[SID, other])
     assert {r["segment_id"] for r in outcome.records["segment_series"]} == {SID}
     partitions = outcome.final_state["bookmarks"]["segment_series"]["partitions"]
     moved = {p["context"]["segment_id"] for p in partitions if p.get("replication_key_value")}
     assert moved == {SID}, "the unanswered segment must be asked again next run"
+    posts = [c for c in responses.calls if c.request.method == "POST"]
+    assert len(posts) == 2, "the left-out segment is asked again once, in the same run"
     assert other in outcome.logs

@@ -11,9 +11,11 @@ from datetime import datetime, timezone
 import pytest
 
 from klaviyo_standin import StandinSettings
-from tap_klaviyo_segments.callplan import main, plan_sync, plan_to_dict, render_text
-from tap_klaviyo_segments.planning import minimum_series_calls
+from tap_klaviyo_segments.callplan import plan_sync, plan_to_dict
+from tap_klaviyo_segments.plan_command import render_text
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
+from tap_klaviyo_segments.tap import plan_main as main
+from tests.plan_math import minimum_series_calls
 from tests.tap_runner import base_config, run_tap
 
 NOW_LOCAL = datetime(2026, 11, 28, 10, 30)

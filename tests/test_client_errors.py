@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from tap_klaviyo_segments.client import KlaviyoAPIError
+from tap_klaviyo_segments.errors import KlaviyoAPIError
 from tests.tap_runner import API_KEY, run_tap
 
 URL = "http://127.0.0.1:9"

@@ -18,15 +18,16 @@ import pytest
 import requests
 
 from klaviyo_standin import FaultSettings, StandinServer, StandinSettings
-from tap_klaviyo_segments import client
-from tap_klaviyo_segments.client import (
+from tap_klaviyo_segments import http
+from tap_klaviyo_segments.errors import (
     ApiUnreachableError,
     MalformedResponseError,
+    PaginationError,
     RedirectRefusedError,
     ResponseTooLargeError,
-    retry_after_seconds,
 )
-from tap_klaviyo_segments.streams import PaginationError, _SameHostPaginator
+from tap_klaviyo_segments.http import retry_after_seconds
+from tap_klaviyo_segments.streams import SameHostPaginator
 from tests.edge_server import EdgeServer, segments_page, send, trickle
 from tests.tap_runner import base_config, run_tap
 
@@ -139,7 +140,7 @@ def test_a_cursor_cycling_between_two_pages_ends_with_each_segment_once(edge):
 
 
 def test_a_cursor_that_never_ends_stops_at_the_page_cap_with_a_clear_error(edge, monkeypatch):
-    monkeypatch.setattr(_SameHostPaginator, "max_pages", 5)
+    monkeypatch.setattr(SameHostPaginator, "max_pages", 5)
     served = []
 
     def listing(handler):
@@ -226,7 +227,7 @@ def test_a_redirect_loop_on_segments_stops_with_an_error(edge):
     edge.routes[("GET", SEGMENTS)] = lambda h: send(h, 302, {}, headers={"Location": SEGMENTS})
     with pytest.raises(RedirectRefusedError, match="redirect loop"):
         run_tap(config(edge.url), now=NOW, select=("segments",))
-    assert len(edge.calls) == client.MAX_REDIRECTS + 1
+    assert len(edge.calls) == http.MAX_REDIRECTS + 1
 
 
 # ----- a body that trickles, a body that never ends ---------------------------------------------
@@ -272,7 +273,7 @@ def test_a_body_stalling_just_before_the_deadline_is_cut_at_the_deadline(edge):
 
 
 def test_a_gzip_bomb_stops_at_the_body_cap(edge, monkeypatch):
-    monkeypatch.setattr(client, "MAX_BODY_BYTES", 1024 * 1024)
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 1024 * 1024)
     bomb = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 100_000
     edge.routes[("POST", SERIES)] = lambda h: send(
@@ -285,7 +286,7 @@ def test_a_gzip_bomb_stops_at_the_body_cap(edge, monkeypatch):
 
 
 def test_a_redirect_with_a_gzip_bomb_body_stops_at_the_cap_too(edge, monkeypatch):
-    monkeypatch.setattr(client, "MAX_BODY_BYTES", 1024 * 1024)
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 1024 * 1024)
     bomb = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)
     edge.routes[("POST", SERIES)] = lambda h: send(
         h, 302, body=bomb, headers={"Content-Encoding": "gzip", "Location": SERIES}

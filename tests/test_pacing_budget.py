@@ -65,7 +65,7 @@ def test_earlier_calls_count_and_the_stop_says_when_calls_return():
     saved: list[CallRecord] = []
     g = gate(fake, earlier, 5, save=saved.append)
     assert g.calls_left == 2
-    assert g.calls_before_run == 3
+    assert g.record.used(g.wall_now()) - g.calls_made == 3  # earlier runs' calls
     g.before_call()
     g.before_call()
     assert g.calls_made == 2
@@ -128,9 +128,7 @@ def test_call_times_follow_the_gate_clock_not_a_jumping_wall_clock():
     ]
 
 
-def test_calls_per_run_is_still_accepted():
-    g = ReportGate(calls_per_minute=600, calls_per_second=100, calls_per_run=7)
-    assert g.calls_per_day == 7
+def test_the_daily_budget_is_the_third_argument():
     assert ReportGate(600, 100, 9).calls_per_day == 9
 
 

@@ -38,8 +38,14 @@ ids = st.text(
     min_size=1,
     max_size=8,
 )
-# Whole numbers only: a null statistic is malformed (a row without it would be final).
-counts = st.integers(-(10**9), 10**9)
+# Whole numbers only: a null statistic is malformed (a row without it would be final); member
+# counts are never negative (a negative one is malformed), the net change may be.
+counts = st.integers(0, 10**9)
+nets = st.integers(-(10**9), 10**9)
+
+
+def count_of(name):
+    return nets if name == "net_members_changed" else counts
 statistics = st.lists(st.sampled_from(STATISTICS), min_size=1, max_size=4, unique=True)
 zones = st.sampled_from(sorted(available_timezones() - {"Factory", "localtime"}))
 json_values = st.recursive(
@@ -73,7 +79,7 @@ def series_case(draw):
     expected: dict[str, dict[str, list[int | None]]] = {}
     results = []
     for sid in answered + extras:
-        sent = {name: draw(st.lists(counts, min_size=n, max_size=n)) for name in stats}
+        sent = {name: draw(st.lists(count_of(name), min_size=n, max_size=n)) for name in stats}
         wire = {
             name: [float(v) if v is not None and draw(st.booleans()) else v for v in values]
             for name, values in sent.items()
@@ -108,7 +114,7 @@ def values_case(draw):
     expected = {}
     results = []
     for sid in answered + extras:
-        sent = {name: draw(counts) for name in stats}
+        sent = {name: draw(count_of(name)) for name in stats}
         results.append({"groupings": {"segment_id": sid}, "statistics": {**sent, "new": 1}})
         if sid in requested:
             expected[sid] = sent

@@ -19,11 +19,11 @@ from tap_klaviyo_segments.planning import (
     batch_ids,
     bucket_is_complete,
     last_bucket_index,
-    minimum_series_calls,
     next_resume_point,
     plan_series_calls,
     reporting_anchor,
 )
+from tests.plan_math import minimum_series_calls
 
 ANCHOR = datetime(2023, 6, 1)
 NOW = datetime(2026, 11, 28, 10, 30)

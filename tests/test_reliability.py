@@ -275,6 +275,7 @@ def test_multi_day_backfill_resumes_exactly_where_each_day_stopped(clean, reques
             caplog.clear()
             # a new day for the tap's daily budget too (a few minutes more than 24 hours)
             now = NOW_UTC + len(runs) * timedelta(hours=24, minutes=5)
+            server.settings.now = now.replace(tzinfo=None)  # Klaviyo's clock moves on too (UTC)
             result = run_tap(config, state=state, now=now)  # raises if the run fails
             stop_levels.append(
                 [r.levelname for r in caplog.records if r.getMessage().startswith("Stopping")]
@@ -290,6 +291,16 @@ def test_multi_day_backfill_resumes_exactly_where_each_day_stopped(clean, reques
             state = result.final_state
             if "Stopping segment_series cleanly" not in result.logs:
                 break
+        # end_date's day as the stand-in's clock shows it now (the day has ended): its truth
+        last_day = NOW_LOCAL.date().isoformat()
+        day_start = datetime.combine(NOW_LOCAL.date(), datetime.min.time())
+        whole_last_day = {
+            row["segment_id"]: server.account.series(
+                row["segment_id"], "daily", day_start, day_start + timedelta(days=1)
+            )[0][1]
+            for row in clean.records["segment_series"]
+            if row["bucket_date"] == last_day
+        }
     assert len(runs) == 4, "7 windows, two a day after the day's values"
     assert [len(w) for w in series_windows] == [2, 2, 2, 1]
     every_window = [w for windows in series_windows for w in windows]
@@ -315,11 +326,12 @@ def test_multi_day_backfill_resumes_exactly_where_each_day_stopped(clean, reques
         union_values.update(keyed(result.records.get("segment_values", []), values_key))
     daily_clean = [r for r in clean.records["segment_series"] if r["interval"] == "daily"]
     last30 = [r for r in clean.records["segment_values"] if r["timeframe"] == "last_30_days"]
-    # The runs' clock is days past end_date, so end_date's day has ended for them: the same
-    # numbers as the clean run (read at 10:30 that day), now complete.
-    last_day = NOW_LOCAL.date().isoformat()
+    # The runs' clock (and the stand-in's) is days past end_date, so end_date's day has ended
+    # on both clocks: complete, with the whole day's numbers (the clean run read it at 10:30).
     expected = {
-        key: {**row, "is_complete": True} if row["bucket_date"] == last_day else row
+        key: {**row, **whole_last_day[row["segment_id"]], "is_complete": True}
+        if row["bucket_date"] == last_day
+        else row
         for key, row in keyed(daily_clean).items()
     }
     assert union_series == expected
@@ -556,7 +568,7 @@ def test_a_huge_ratelimit_reset_is_capped_by_max_retry_wait():
     gate = ReportGate(
         calls_per_minute=600,
         calls_per_second=100,
-        calls_per_run=10,
+        calls_per_day=10,
         max_wait=5,
         clock=lambda: clock[0],
         sleep=waits.append,

@@ -25,10 +25,10 @@ import pytest
 import responses
 
 from klaviyo_standin import StandinSettings
-from tap_klaviyo_segments import client
-from tap_klaviyo_segments.client import failure_line
+from tap_klaviyo_segments import http
+from tap_klaviyo_segments.cli import failure_line
 from tap_klaviyo_segments.redaction import MASK, redact, register_secret
-from tap_klaviyo_segments.streams import _SameHostPaginator
+from tap_klaviyo_segments.streams import SameHostPaginator
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.edge_server import EdgeServer, segments_page, send, trickle
 from tests.tap_runner import base_config, run_tap
@@ -182,7 +182,7 @@ def test_crash_inside_a_stream_never_shows_the_key(standin, capfd, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("parser exploded")
 
-    monkeypatch.setattr("tap_klaviyo_segments.streams.parse_series_report", boom)
+    monkeypatch.setattr("tap_klaviyo_segments.series.parse_series_report", boom)
     outcome = run_captured(capfd, config_for(standin), select=("segment_series",))
     assert isinstance(outcome.error, RuntimeError)
     assert "parser exploded" in outcome.text
@@ -466,7 +466,7 @@ def test_cli_at_debug_never_prints_the_key_on_the_http_edges(tmp_path, scenario,
 
 
 def test_the_page_cap_error_never_shows_the_key(capfd, monkeypatch):
-    monkeypatch.setattr(_SameHostPaginator, "max_pages", 3)
+    monkeypatch.setattr(SameHostPaginator, "max_pages", 3)
     with EdgeServer() as edge:
 
         def listing(handler):
@@ -516,7 +516,7 @@ def _report_edges():
 
 @pytest.mark.parametrize("scenario", list(_report_edges()))
 def test_report_edges_never_show_the_key(capfd, monkeypatch, scenario):
-    monkeypatch.setattr(client, "MAX_BODY_BYTES", 256 * 1024)
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 256 * 1024)
     monkeypatch.setattr("time.sleep", lambda s: None)
     with EdgeServer() as edge:
         edge.routes[("POST", "/api/segment-series-reports")] = _report_edges()[scenario]

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from tap_klaviyo_segments.bookmarks import StateError, check_state
+from tap_klaviyo_segments.state_checks import StateError, check_state
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.cli_runner import run_command
 from tests.tap_runner import base_config, run_tap

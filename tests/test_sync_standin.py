@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from klaviyo_standin import StandinServer, StandinSettings
+from tap_klaviyo_segments.settings import STATISTICS
 from tests.tap_runner import base_config, run_tap
 
 # Frozen clocks: the stand-in's account and the tap agree on "now".
@@ -316,15 +317,19 @@ def test_inactive_segments_are_left_out_unless_asked_for(standin):
     assert {r["segment_id"] for r in result.records["segment_values"]} == set(active + inactive)
 
 
-def test_reports_statistics_subset_leaves_the_rest_null(standin):
+def test_rows_always_hold_every_statistic_whatever_statistics_says(standin):
+    """A loaded value is never overwritten with null: every statistic is read (at no cost)."""
     sid = standin.account.segment_ids()[0]
     config = series_only(
         standin, segment_ids=[sid], start_date="2026-11-20", statistics=["total_members"]
     )
     rows = run_tap(config, now=NOW_UTC, select=("segment_series",)).records["segment_series"]
-    assert all(r["members_added"] is None and r["total_members"] is not None for r in rows)
+    assert rows
+    assert all(
+        None not in (r["total_members"], r["members_added"], r["members_removed"]) for r in rows
+    )
     body = series_calls(standin)[0].body["data"]["attributes"]
-    assert body["statistics"] == ["total_members"]
+    assert body["statistics"] == list(STATISTICS)
 
 
 def test_emitted_state_after_each_window_covers_only_emitted_rows(standin):
@@ -357,6 +362,8 @@ def test_an_unknown_segment_id_is_named_once_per_run(standin):
         values_timeframes=["last_7_days", "this_month"],
     )
     result = run_tap(config, now=NOW_UTC)
-    named = [line for line in result.logs.splitlines() if "returned nothing" in line]
+    named = [line for line in result.logs.splitlines() if "does not know" in line]
     assert len(named) == 1, named
+    assert "1 segments of segment_ids (Zzz999)" in named[0]
+    assert result.final_state["unknown_segments"] == ["Zzz999"]
     assert len(series_calls(standin)) > 1

@@ -1,18 +1,7 @@
-"""Per-segment, per-interval bookmarks of the segment_series stream, kept in singer-sdk's shape.
+"""Checks of an incoming STATE: keep what this tap wrote, drop the rest with a WARNING.
 
-Each bookmark is a standard singer-sdk state partition::
-
-    {"context": {"interval": "daily", "segment_id": "AbC123"},
-     "replication_key": "date_time",
-     "replication_key_value": "2026-11-26T00:00:00-05:00"}
-
-where the value is the resume point: the start of the oldest bucket that still has to be read
-(see :func:`tap_klaviyo_segments.planning.next_resume_point`). The stream, not the SDK, moves
-these, once a whole response has been emitted, because one request serves up to 100 segments.
-
-Next to the partitions, ``"bucket_alignment": {"weekly": "monday"}`` remembers how Klaviyo was
-seen to align an interval's buckets (:mod:`tap_klaviyo_segments.answers`), so later runs cut
-their windows on that grid without spending a call to find it again.
+Pure functions over the incoming dict (no tap, no I/O); :mod:`tap_klaviyo_segments.state` owns
+the STATE during the run. Dropping only ever makes the tap re-read more, never less.
 """
 
 from __future__ import annotations
@@ -24,10 +13,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tap_klaviyo_segments import ledger
-from tap_klaviyo_segments.planning import ALIGNMENTS, INTERVALS
+from tap_klaviyo_segments.planning import ALIGNMENTS, FIRST_DATA_DAY, INTERVALS
 
 REPLICATION_KEY = "date_time"
 ALIGNMENT_KEY = "bucket_alignment"
+DATA_FLOOR_KEY = "data_floor"
+READ_WITH_KEY = "read_with"
+UNKNOWN_SEGMENTS_KEY = "unknown_segments"
 #: In a report stream's state: Klaviyo refused a report without a segment filter, so the
 #: stream asks in filtered batches (see ``whole_account_calls``).
 WHOLE_ACCOUNT_KEY = "whole_account_calls"
@@ -43,92 +35,8 @@ class StateError(ValueError):
     """A STATE the tap cannot use at all (not an object): the run stops before any request."""
 
 
-class SeriesBookmarks:
-    """Reads and writes the resume points inside a stream's state dict (in place)."""
-
-    def __init__(
-        self, stream_state: dict[str, Any], timezone: ZoneInfo, logger: logging.Logger
-    ) -> None:
-        self._timezone = timezone
-        self._logger = logger
-        self._stream_state = stream_state
-        partitions = stream_state.get("partitions")
-        if not isinstance(partitions, list):
-            partitions = []
-            stream_state["partitions"] = partitions
-        self._partitions: list[Any] = partitions
-        self._index: dict[tuple[str, str], dict[str, Any]] = {}
-        for partition in partitions:
-            context = partition.get("context") if isinstance(partition, dict) else None
-            if isinstance(context, dict) and {"interval", "segment_id"} <= context.keys():
-                self._index[(str(context["interval"]), str(context["segment_id"]))] = partition
-
-    def resume_point(self, interval: str, segment_id: str, *, now: datetime) -> datetime | None:
-        """The stored resume point as local wall-clock time, or None to start from the beginning.
-
-        A value that cannot be read, or lies in the future, is dropped from the state with a
-        warning and the segment is re-read from start_date: nothing says which buckets a broken
-        bookmark really covered, and a full re-read is safe where resuming "now" would skip the
-        buckets between the last real read and today.
-        """
-        partition = self._index.get((interval, segment_id))
-        if partition is None or partition.get("replication_key_value") is None:
-            return None
-        raw = partition["replication_key_value"]
-        moment = _read_moment(raw)
-        if moment is None:
-            self._drop(partition)
-            self._logger.warning(
-                "Ignoring unreadable bookmark %r of segment %s (%s); re-reading it from start_date",
-                raw,
-                segment_id,
-                interval,
-            )
-            return None
-        local = moment.astimezone(self._timezone).replace(tzinfo=None) if moment.tzinfo else moment
-        if local > now:
-            self._drop(partition)
-            self._logger.warning(
-                "Ignoring bookmark %s of segment %s (%s): it lies in the future (now is %s), so it "
-                "cannot say what was read; re-reading the segment from start_date",
-                raw,
-                segment_id,
-                interval,
-                now.isoformat(),
-            )
-            return None
-        return local
-
-    def alignment(self, interval: str) -> str | None:
-        """How Klaviyo was seen to align this interval's buckets, if a run has learned it."""
-        learned = self._stream_state.get(ALIGNMENT_KEY)
-        return learned.get(interval) if isinstance(learned, dict) else None
-
-    def set_alignment(self, interval: str, alignment: str) -> None:
-        """Remember how Klaviyo aligns this interval's buckets."""
-        learned = self._stream_state.get(ALIGNMENT_KEY)
-        if not isinstance(learned, dict):
-            learned = self._stream_state[ALIGNMENT_KEY] = {}
-        learned[interval] = alignment
-
-    @staticmethod
-    def _drop(partition: dict[str, Any]) -> None:
-        """Forget a bad value (so it warns once, and a stopped run does not carry it on)."""
-        partition.pop("replication_key_value", None)
-
-    def set(self, interval: str, segment_id: str, resume_at: datetime) -> None:
-        """Store a resume point (local wall-clock time) for one segment and interval."""
-        value = resume_at.replace(tzinfo=self._timezone).isoformat()
-        partition = self._index.get((interval, segment_id))
-        if partition is None:
-            partition = {"context": {"interval": interval, "segment_id": segment_id}}
-            self._partitions.append(partition)
-            self._index[(interval, segment_id)] = partition
-        partition["replication_key"] = REPLICATION_KEY
-        partition["replication_key_value"] = value
-
-
-def _read_moment(raw: Any) -> datetime | None:
+def read_moment(raw: Any) -> datetime | None:
+    """An ISO 8601 date-time as stored in a bookmark, or None if it is not one."""
     if not isinstance(raw, str):
         return None
     try:
@@ -207,6 +115,15 @@ def _with_call_record(
     Dropping a broken record would let this run spend a budget earlier runs already spent, so
     it is kept, marked unreadable, and the sync assumes the whole budget was just spent.
     """
+    unknown = state.get(UNKNOWN_SEGMENTS_KEY)
+    if isinstance(unknown, list) and all(isinstance(sid, str) for sid in unknown):
+        checked[UNKNOWN_SEGMENTS_KEY] = unknown
+    elif unknown is not None:
+        logger.warning(
+            "Ignoring %s in STATE: %s, not a list of ids; such ids are looked up again",
+            UNKNOWN_SEGMENTS_KEY,
+            _kind(unknown),
+        )
     if ledger.STATE_KEY not in state:
         return checked
     record, problem = ledger.check(state[ledger.STATE_KEY])
@@ -252,6 +169,7 @@ def _check_stream_state(
             )
         if ALIGNMENT_KEY in stream_state:
             stream_state[ALIGNMENT_KEY] = _check_alignments(stream_state[ALIGNMENT_KEY], logger)
+        _check_series_notes(stream_state, today, logger)
         return stream_state
     if "partitions" in stream_state:
         logger.warning(
@@ -355,13 +273,13 @@ def _series_partition_problem(partition: Any) -> str | None:
     if context["interval"] not in INTERVALS or not isinstance(context["segment_id"], str):
         return f"interval must be one of {', '.join(INTERVALS)} and segment_id a string"
     raw = partition.get("replication_key_value")
-    if raw is not None and _read_moment(raw) is None:
+    if raw is not None and read_moment(raw) is None:
         return "its replication_key_value is not an ISO 8601 date-time"
     return None
 
 
 def _sort_key(partition: dict[str, Any]) -> datetime:
-    moment = _read_moment(partition.get("replication_key_value"))
+    moment = read_moment(partition.get("replication_key_value"))
     if moment is None:
         return datetime.min
     return moment.replace(tzinfo=None) if moment.tzinfo is None else _as_naive_utc(moment)
@@ -369,3 +287,31 @@ def _sort_key(partition: dict[str, Any]) -> datetime:
 
 def _as_naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+def _check_series_notes(stream_state: dict[str, Any], today: date, logger: logging.Logger) -> None:
+    """Keep a readable data floor and ``read_with``; drop anything else with a WARNING."""
+    floor = stream_state.get(DATA_FLOOR_KEY)
+    if floor is not None:
+        try:
+            day = date.fromisoformat(floor) if isinstance(floor, str) else None
+        except ValueError:
+            day = None
+        if day is None or not FIRST_DATA_DAY.date() <= day <= today:
+            logger.warning(
+                "Ignoring %s=%r of %s in STATE (not a day from 2023-06-01 to today); Klaviyo "
+                "tells the tap again if its data starts later",
+                DATA_FLOOR_KEY,
+                floor,
+                SERIES_STREAM,
+            )
+            stream_state.pop(DATA_FLOOR_KEY)
+    read_with = stream_state.get(READ_WITH_KEY)
+    if read_with is not None and not isinstance(read_with, dict):
+        logger.warning(
+            "Ignoring %s of %s in STATE: %s, not an object",
+            READ_WITH_KEY,
+            SERIES_STREAM,
+            _kind(read_with),
+        )
+        stream_state.pop(READ_WITH_KEY)
