@@ -15,7 +15,7 @@ from typing import Any
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from tap_klaviyo_segments.streams import SegmentSeriesStream
+from tap_klaviyo_segments.series import SegmentSeriesStream
 
 
 class FloorSeriesStream(Stream):

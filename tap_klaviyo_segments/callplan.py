@@ -281,28 +281,7 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
     if plan.series is not None:
         streams["segment_series"] = {
             "report_calls": plan.series_calls,
-            "intervals": [
-                {
-                    "interval": p.interval,
-                    "bucket_alignment": p.alignment,
-                    "report_calls": len(p.calls),
-                    "windows": len(p.windows),
-                    "segments_behind": p.segments_behind,
-                    "segments_up_to_date": p.segments_up_to_date,
-                    "segments_never_synced": p.never_synced,
-                    "calls": [
-                        {
-                            "start": c.start.isoformat(),
-                            "end": c.end.isoformat(),
-                            "buckets": c.last_bucket - c.first_bucket + 1,
-                            "segments": len(c.segment_ids),
-                            "whole_account": c.whole_account,
-                        }
-                        for c in p.calls
-                    ],
-                }
-                for p in plan.series
-            ],
+            "intervals": [_interval_dict(p) for p in plan.series],
         }
     return {
         "now": plan.now.isoformat(),
@@ -328,4 +307,26 @@ def plan_to_dict(plan: CallPlan) -> dict[str, Any]:
         "finish_at": plan.finish_at.isoformat() if plan.finish_at else None,
         "streams": streams,
         "notes": plan.notes,
+    }
+
+
+def _interval_dict(p: IntervalSummary) -> dict[str, Any]:
+    return {
+        "interval": p.interval,
+        "bucket_alignment": p.alignment,
+        "report_calls": len(p.calls),
+        "windows": len(p.windows),
+        "segments_behind": p.segments_behind,
+        "segments_up_to_date": p.segments_up_to_date,
+        "segments_never_synced": p.never_synced,
+        "calls": [
+            {
+                "start": c.start.isoformat(),
+                "end": c.end.isoformat(),
+                "buckets": c.last_bucket - c.first_bucket + 1,
+                "segments": len(c.segment_ids),
+                "whole_account": c.whole_account,
+            }
+            for c in p.calls
+        ],
     }

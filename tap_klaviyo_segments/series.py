@@ -25,7 +25,6 @@ from tap_klaviyo_segments.answers import (
     WindowAnswer,
     check_series_answer,
 )
-from tap_klaviyo_segments.client import KlaviyoReportStream, Lesson
 from tap_klaviyo_segments.errors import AnswerMismatchError, DataFloorError
 from tap_klaviyo_segments.planning import (
     FIRST_DATA_DAY,
@@ -39,6 +38,7 @@ from tap_klaviyo_segments.planning import (
     plan_interval,
     reporting_anchor,
 )
+from tap_klaviyo_segments.report_stream import KlaviyoReportStream, Lesson
 from tap_klaviyo_segments.reports import parse_series_report, report_body
 from tap_klaviyo_segments.sdk_seams import BookmarksByAnswer
 from tap_klaviyo_segments.settings import STATISTICS

@@ -15,7 +15,7 @@ from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
 from typing_extensions import override
 
-from tap_klaviyo_segments.client import KlaviyoReportStream, KlaviyoStream
+from tap_klaviyo_segments.client import KlaviyoStream
 from tap_klaviyo_segments.errors import (
     ListingThrottledError,
     MalformedResponseError,
@@ -23,6 +23,7 @@ from tap_klaviyo_segments.errors import (
     ThrottledError,
 )
 from tap_klaviyo_segments.planning import ValuesCall, plan_values_calls
+from tap_klaviyo_segments.report_stream import KlaviyoReportStream
 from tap_klaviyo_segments.reports import (
     ValuesReport,
     parse_values_report,

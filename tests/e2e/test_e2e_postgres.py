@@ -33,7 +33,8 @@ from e2e_truth import (
 from postgres_server import PostgresServer
 
 from klaviyo_standin import StandinServer, StandinSettings
-from tap_klaviyo_segments.streams import SegmentSeriesStream, SegmentsStream, SegmentValuesStream
+from tap_klaviyo_segments.series import SegmentSeriesStream
+from tap_klaviyo_segments.streams import SegmentsStream, SegmentValuesStream
 
 SCHEMA = "klaviyo"
 TABLES = ("segments", "segment_series", "segment_values")
