@@ -96,13 +96,15 @@ class TapKlaviyoSegments(Tap):
             self.config, schema_errors, list(accepted["properties"]), self.now_utc()
         )
         self._checked = checked
-        if raise_errors and checked.problems:
+        if not raise_errors:
+            return checked.problems
+        if checked.problems:
             raise ConfigValidationError(
                 "Config validation failed", errors=checked.problems, schema=self.config_jsonschema
             ) from None
-        for warning in checked.warnings if raise_errors else ():
+        for warning in checked.warnings:
             self.logger.warning("%s", warning)
-        return checked.problems
+        return []
 
     @cached_property
     def settings(self) -> Settings:

@@ -140,7 +140,7 @@ def test_each_bad_config_value_gets_one_message_and_no_http_call(
 def test_every_config_key_is_covered_by_the_table():
     keys = set(TapKlaviyoSegments.config_jsonschema["properties"])
     covered = {key for key, _, _ in BAD_CONFIG}
-    builtin = {"emit_activate_version_messages"}  # singer-sdk's, declared for 0.54 (tap.py)
+    builtin = {"emit_activate_version_messages"}  # singer-sdk's, declared for 0.54 (settings.py)
     own = {key for key in keys if not key.startswith(("stream_map", "faker", "flattening"))}
     assert own - builtin - covered == set()
 
