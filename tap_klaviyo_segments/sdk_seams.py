@@ -4,7 +4,7 @@ singer-sdk has no public hook for these, so each is overridden here, once, and h
 public method of the tap's own:
 
 - ``Tap._validate_config``: the only place where the final config (files and environment
-  merged) is known before it is used; the tap's own checks run there (``check_config``).
+  merged) is known before it is used; the tap's own checks run there (``check_settings``).
 - ``Tap._handle_termination``: the SDK's SIGINT/SIGTERM handler writes the final STATE and
   exits 0, which a scheduler would take for success (``exit_code_on_signal``).
 - ``Stream._increment_stream_state``: singer-sdk moves a stream's bookmark after each record;
@@ -27,7 +27,7 @@ class TapSeams(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        return self.check_config(super()._validate_config, raise_errors=raise_errors)
+        return self.check_settings(super()._validate_config, raise_errors=raise_errors)
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
@@ -42,7 +42,7 @@ class TapSeams(Tap):
             super()._handle_termination(signum, frame)
         raise SystemExit(code)
 
-    def check_config(self, sdk_check: Any, *, raise_errors: bool) -> list[str]:
+    def check_settings(self, sdk_check: Any, *, raise_errors: bool) -> list[str]:
         """The SDK's schema check (``sdk_check``), then the tap's own; the errors."""
         return list(sdk_check(raise_errors=raise_errors))
 

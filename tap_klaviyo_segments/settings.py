@@ -1,25 +1,27 @@
-"""Typed settings read from the tap's config, with the checks a JSON schema cannot express.
+"""Every config key, declared once: the table that yields the JSON schema and the typed Settings.
 
-singer-sdk validates types, enums and unknown keys against the config schema in ``tap.py``;
-this module adds what needs code (dates, timezones, URLs, cross-key rules) and turns the raw
-config into values the streams can use without re-parsing.
+Each :class:`Setting` says what the schema says of a key (type, title, description, default,
+bounds, choices, secret) and which reader turns its value into a field of :class:`Settings`.
+singer-sdk validates the config against :func:`config_schema` (types, enums, bounds, unknown
+keys); :func:`check_config` then rewords its errors and reads the values, with the checks a JSON
+schema cannot make (dates, timezones, URLs, ids, numbers that arrive as text, start before end).
+The readers and every line a user sees about config are in ``config_checks.py``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
-import re
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS, local_midnight
+from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
+
+from tap_klaviyo_segments import config_checks as checks
+from tap_klaviyo_segments.planning import FIRST_DATA_DAY, INTERVALS
 
 STATISTICS = ("total_members", "members_added", "members_removed", "net_members_changed")
 
@@ -47,15 +49,11 @@ WHOLE_ACCOUNT_MODES = ("auto", "never")
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-10-15"
 
-#: Klaviyo segment ids are short alphanumeric strings; anything else would break the filter text.
-_SEGMENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REVISION = re.compile(r"^\d{4}-\d{2}-\d{2}(\.pre)?$")
-
 
 class SettingsError(ValueError):
     """Config values that cannot be used; each message names the key and what it accepts."""
 
-    def __init__(self, errors: Sequence[str]) -> None:
+    def __init__(self, errors: list[str]) -> None:
         self.errors = list(errors)
         super().__init__("; ".join(self.errors))
 
@@ -94,256 +92,353 @@ class Settings:
         return local.replace(tzinfo=self.timezone).isoformat()
 
 
-def parse_settings(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Settings:
-    """Build :class:`Settings` from a config, collecting every problem before failing.
+#: Reads a key's value (already past the schema) into its Settings field, or raises ValueError
+#: with the one line a user sees.
+Reader = Callable[["Setting", Any], Any]
 
-    ``schema`` is the tap's config schema, the one place defaults and numeric bounds are written
-    (passed in because that schema is built from this module's constants). A key set to null
-    means "use the default" (the schema allows null for optional keys).
+
+@dataclass(frozen=True)
+class Setting:
+    """One config key: what the JSON schema says of it, and how it becomes a Settings field."""
+
+    key: str
+    #: The JSON type: "string", "boolean", "integer", "number" (also read from text) or "array"
+    #: (a non-empty list of strings).
+    kind: str
+    title: str
+    description: str
+    read: Reader
+    default: Any = None
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    #: The values allowed (for a list: of each item).
+    choices: tuple[str, ...] = ()
+    #: Required, non-empty, and masked wherever it could be shown (the api key).
+    secret: bool = False
+    #: The Settings field, when not named as the key; "" for a key checked but not kept.
+    field: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The name of the Settings field this key fills ("" for none)."""
+        return self.key if self.field is None else self.field
+
+    def json_schema(self) -> dict[str, Any]:
+        """The key's JSON schema, as singer-sdk's typing helpers write it."""
+        if self.kind == "array":
+            return _string_list_schema(self)
+        bounds: dict[str, Any] = {}
+        if self.minimum is not None:
+            bounds["minimum"] = self.minimum
+        if self.exclusive_minimum is not None:
+            bounds["exclusive_minimum"] = self.exclusive_minimum
+        if self.choices:
+            bounds["allowed_values"] = list(self.choices)
+        if self.secret:
+            bounds["min_length"] = 1
+        prop = th.Property(
+            self.key,
+            _SCALAR_TYPES[self.kind](**bounds),
+            title=self.title,
+            required=self.secret,
+            secret=self.secret,
+            default=self.default,
+            description=self.description,
+        )
+        spec: dict[str, Any] = prop.to_dict()[self.key]
+        if self.kind == "number":
+            # singer-sdk passes a number setting's environment value (--config ENV) on as text,
+            # and Meltano does for `kind: string`: the reader takes numeric text, with these
+            # bounds, in both forms.
+            spec["type"] = ["number", "string", "null"]
+        return spec
+
+
+_SCALAR_TYPES: dict[str, Callable[..., th.JSONTypeHelper[Any]]] = {
+    "string": th.StringType,
+    "boolean": th.BooleanType,
+    "integer": th.IntegerType,
+    "number": th.NumberType,
+}
+
+
+def _string_list_schema(setting: Setting) -> dict[str, Any]:
+    """A non-empty list of strings, each from ``choices`` if there are any.
+
+    A free-form list (ids) has no ``uniqueItems``: the schema's message would quote the whole
+    list (50 KB for 5,000 ids), while the reader names just the repeated ids.
     """
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    config = {key: value for key, value in config.items() if value is not None}
-
-    def get(key: str) -> Any:
-        return config.get(key, properties.get(key, {}).get("default"))
-
-    errors: list[str] = []
-    _check_api_key(config.get("api_key"), errors)
-    tz = _parse_timezone(get("account_timezone"), errors)
-    start = _parse_day_or_time("start_date", get("start_date"), errors, end=False)
-    end = _parse_day_or_time("end_date", get("end_date"), errors, end=True)
-    if start is None:
-        start = FIRST_DATA_DAY
-    if end is not None and end <= FIRST_DATA_DAY:
-        errors.append(
-            f"end_date ({config.get('end_date')}) is before 2023-06-01, when Klaviyo's segment "
-            "data begins, so the run would report nothing: set end_date to a later day than "
-            "start_date, or leave it out to report up to now"
-        )
-    elif end is not None and end <= start:
-        errors.append(
-            f"start_date ({config.get('start_date') or start.date().isoformat()}) must be before "
-            f"end_date ({config.get('end_date')}); Klaviyo has no segment data before 2023-06-01"
-        )
-    segment_ids = _parse_segment_ids(get("segment_ids"), errors)
-    api_url = _parse_api_url(get("api_url"), errors)
-    revision = str(get("revision"))
-    if not _REVISION.match(revision):
-        errors.append(
-            f"revision must look like YYYY-MM-DD (e.g. {DEFAULT_REVISION}), not {revision!r}"
-        )
-    statistics = _parse_choices("statistics", get("statistics"), STATISTICS, errors)
-    intervals = _parse_choices("series_intervals", get("series_intervals"), INTERVALS, errors)
-    timeframes = _parse_choices(
-        "values_timeframes", get("values_timeframes"), TIMEFRAME_KEYS, errors
-    )
-    whole_account = str(get("whole_account_calls"))
-    if whole_account not in WHOLE_ACCOUNT_MODES:
-        errors.append(
-            f"whole_account_calls must be one of {', '.join(WHOLE_ACCOUNT_MODES)}, "
-            f"not {whole_account!r}"
-        )
-    numbers = {
-        key: _parse_number(key, get(key), properties.get(key, {}), errors) for key in _NUMBER_KEYS
-    }
-    if errors:
-        raise SettingsError(errors)
-    return Settings(
-        timezone=tz or ZoneInfo("UTC"),
-        start=start,
-        end=end,
-        segment_ids=segment_ids,
-        include_inactive_segments=bool(get("include_inactive_segments")),
-        statistics=statistics,
-        series_intervals=intervals,
-        values_timeframes=timeframes,
-        lookback=timedelta(days=int(numbers["lookback_days"])),
-        revision=revision,
-        api_url=api_url,
-        report_calls_per_minute=float(numbers["report_calls_per_minute"]),
-        report_calls_per_second=float(numbers["report_calls_per_second"]),
-        report_calls_per_day=int(numbers["report_calls_per_day"]),
-        max_retry_wait_seconds=float(numbers["max_retry_wait_seconds"]),
-        request_timeout=float(numbers["request_timeout"]),
-        max_retries=int(numbers["max_retries"]),
-        retry_initial_wait_seconds=float(numbers["retry_initial_wait_seconds"]),
-        whole_account_calls=whole_account,
-    )
+    items: dict[str, Any] = {"type": "string"}
+    schema: dict[str, Any] = {"type": "array", "items": items, "minItems": 1}
+    if setting.choices:
+        items["enum"] = list(setting.choices)
+        schema["uniqueItems"] = True
+    schema.update(title=setting.title, description=setting.description)
+    if setting.default is not None:
+        schema["default"] = list(setting.default)
+    return schema
 
 
-#: The numeric settings. Each may arrive as a JSON number or, from ``--config ENV`` (singer-sdk
-#: passes a number setting's environment value on as text), as a numeric string.
-_NUMBER_KEYS = (
-    "lookback_days",
-    "report_calls_per_minute",
-    "report_calls_per_second",
-    "report_calls_per_day",
-    "max_retry_wait_seconds",
-    "request_timeout",
-    "max_retries",
-    "retry_initial_wait_seconds",
+# ----- the table: every key the tap takes, in the order --about and the plugin files list them --
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "api_key",
+        "string",
+        "API Key",
+        "Klaviyo private API key with the segments:read scope.",
+        checks.api_key,
+        secret=True,
+        field="",
+    ),
+    Setting(
+        "start_date",
+        "string",
+        "Start Date",
+        "First day to report (date or date-time, account time). "
+        "Klaviyo has no data before 2023-06-01; earlier values are raised to it.",
+        checks.first_moment,
+        default=FIRST_DATA_DAY.date().isoformat(),
+        field="start",
+    ),
+    Setting(
+        "end_date",
+        "string",
+        "End Date",
+        "Last day to report (a date includes that whole day). Default: now.",
+        checks.end_moment,
+        field="end",
+    ),
+    Setting(
+        "include_inactive_segments",
+        "boolean",
+        "Include Inactive Segments",
+        "Without segment_ids, also report inactive segments.",
+        checks.flag,
+        default=False,
+    ),
+    Setting(
+        "lookback_days",
+        "integer",
+        "Lookback Days",
+        "Recent days re-read on each run, since Klaviyo revises them.",
+        checks.days,
+        default=2,
+        minimum=0,
+        field="lookback",
+    ),
+    Setting(
+        "account_timezone",
+        "string",
+        "Account Timezone",
+        "The Klaviyo account's IANA timezone; Klaviyo reads timeframes in it.",
+        checks.timezone_name,
+        default="UTC",
+        field="timezone",
+    ),
+    Setting(
+        "revision",
+        "string",
+        "API Revision",
+        "Klaviyo API revision header.",
+        checks.revision,
+        default=DEFAULT_REVISION,
+    ),
+    Setting(
+        "whole_account_calls",
+        "string",
+        "Whole-Account Calls",
+        "auto: where more than 100 segments need the same report, ask once without a segment "
+        "filter (the whole account) and keep the wanted segments; never: always ask in "
+        "filtered batches of 100.",
+        checks.text,
+        default=WHOLE_ACCOUNT_MODES[0],
+        choices=WHOLE_ACCOUNT_MODES,
+    ),
+    Setting(
+        "api_url",
+        "string",
+        "API URL",
+        "Base URL of the Klaviyo API (https, or http to a loopback stand-in).",
+        checks.api_url,
+        default=DEFAULT_API_URL,
+    ),
+    Setting(
+        "report_calls_per_minute",
+        "number",
+        "Report Calls per Minute",
+        "Pace of report calls (Klaviyo's steady limit is 2 a minute).",
+        checks.number,
+        default=2,
+        exclusive_minimum=0,
+    ),
+    Setting(
+        "report_calls_per_second",
+        "number",
+        "Report Calls per Second",
+        "Burst cap of report calls (Klaviyo's is 1 a second).",
+        checks.number,
+        default=1,
+        exclusive_minimum=0,
+    ),
+    Setting(
+        "report_calls_per_day",
+        "integer",
+        "Daily Report Call Budget",
+        "Most report calls in any 24 hours, across the runs that share STATE; "
+        "then a run stops cleanly with state saved.",
+        checks.number,
+        default=225,
+        minimum=0,
+    ),
+    Setting(
+        "max_retry_wait_seconds",
+        "number",
+        "Longest Retry Wait (s)",
+        "Longest Retry-After the tap waits; a longer one stops the run cleanly.",
+        checks.number,
+        default=300,
+        minimum=0,
+    ),
+    Setting(
+        "request_timeout",
+        "number",
+        "Request Timeout (s)",
+        "Seconds per HTTP request.",
+        checks.number,
+        default=60,
+        exclusive_minimum=0,
+    ),
+    Setting(
+        "max_retries",
+        "integer",
+        "Max Retries",
+        "Retries of a 5xx, timeout, dropped connection, malformed body or 429.",
+        checks.number,
+        default=5,
+        minimum=0,
+    ),
+    Setting(
+        "retry_initial_wait_seconds",
+        "number",
+        "First Retry Wait (s)",
+        "First backoff wait; it doubles on each retry (429s wait Retry-After).",
+        checks.number,
+        default=2,
+        minimum=0,
+    ),
+    Setting(
+        "segment_ids",
+        "array",
+        "Segment IDs",
+        "Segments to report on. Default: all active segments.",
+        checks.segment_ids,
+    ),
+    Setting(
+        "statistics",
+        "array",
+        "Statistics",
+        "Statistics to extract (total_members, members_added, members_removed, "
+        "net_members_changed).",
+        checks.choice_list,
+        default=STATISTICS,
+        choices=STATISTICS,
+    ),
+    Setting(
+        "series_intervals",
+        "array",
+        "Series Intervals",
+        "Intervals of segment_series (hourly, daily, weekly, monthly).",
+        checks.choice_list,
+        default=("daily",),
+        choices=INTERVALS,
+    ),
+    Setting(
+        "values_timeframes",
+        "array",
+        "Values Timeframes",
+        "Klaviyo timeframe keys of segment_values (last_30_days, last_7_days, this_month, ...).",
+        checks.choice_list,
+        default=("last_30_days",),
+        choices=TIMEFRAME_KEYS,
+    ),
 )
 
 
-def _parse_number(key: str, value: Any, spec: Mapping[str, Any], errors: list[str]) -> float | int:
-    """A number or numeric string, checked against the schema's type and bounds for ``key``.
+def config_schema() -> dict[str, Any]:
+    """The tap's config JSON schema, from :data:`SETTINGS` (``--about`` and the plugin files)."""
+    envelope = th.PropertiesList().to_dict()  # "$schema", as singer-sdk writes it
+    properties = {setting.key: setting.json_schema() for setting in SETTINGS}
+    # --about advertises activate-version (a singer-sdk capability of every tap), whose setting
+    # singer-sdk 0.54 does not add to the schema, so `additionalProperties: false` rejected it.
+    properties.update(copy.deepcopy(EMIT_ACTIVATE_VERSION_CONFIG["properties"]))
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [setting.key for setting in SETTINGS if setting.secret],
+        "$schema": envelope["$schema"],
+        "additionalProperties": False,
+    }
 
-    The schema also lets strings through (an environment value is text), so the bounds a JSON
-    schema checks only on numbers are checked here for both forms, from the same schema.
+
+def parse_settings(config: Mapping[str, Any]) -> Settings:
+    """Read a config the schema accepted into :class:`Settings`, naming every problem at once.
+
+    A key set to null means "use the default" (the schema allows null for optional keys).
     """
-    whole = "integer" in _types(spec)
-    kind = "a whole number" if whole else "a number"
-    bounds = []
-    if "minimum" in spec:
-        bounds.append(f">= {spec['minimum']}")
-    if "exclusiveMinimum" in spec:
-        bounds.append(f"> {spec['exclusiveMinimum']}")
-    expected = f"{kind} {' and '.join(bounds)}".strip()
-    number: float | int | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int | float | Decimal):  # singer-sdk reads JSON fractions as Decimal
-        number = value if isinstance(value, int) else float(value)
-    elif isinstance(value, str):
+    given = {key: value for key, value in config.items() if value is not None}
+    fields: dict[str, Any] = {}
+    errors: list[str] = []
+    for setting in SETTINGS:
         try:
-            number = int(value.strip()) if whole else float(value.strip())
-        except ValueError:
-            number = None
-    if number is not None and not math.isfinite(number):
-        number = None
-    if number is None or (whole and not float(number).is_integer()):
-        errors.append(f"{key} must be {expected}, not {value!r}")
-        return 0
-    if ("minimum" in spec and number < spec["minimum"]) or (
-        "exclusiveMinimum" in spec and number <= spec["exclusiveMinimum"]
-    ):
-        errors.append(f"{key} must be {expected}, not {value!r}")
-        return 0
-    return int(number) if whole else number
+            value = setting.read(setting, given.get(setting.key, setting.default))
+        except ValueError as problem:
+            errors.append(str(problem))
+            continue
+        if setting.target:
+            fields[setting.target] = value
+    errors += checks.date_order_problems(
+        fields.get("start") or FIRST_DATA_DAY, fields.get("end"), given
+    )
+    if errors:
+        raise SettingsError(errors)
+    return Settings(**fields)
 
 
-def _types(spec: Mapping[str, Any]) -> list[str]:
-    kinds = spec.get("type", [])
-    return [kinds] if isinstance(kinds, str) else list(kinds)
+@dataclass(frozen=True)
+class CheckedConfig:
+    """What :func:`check_config` found: the problems (one line each), or the typed settings."""
+
+    problems: list[str]
+    settings: Settings | None = None
+    #: Lines about a usable config that reports less than a user may expect.
+    warnings: list[str] = field(default_factory=list)
+
+    def usable(self) -> Settings:
+        """The settings, or the problems as a :class:`SettingsError`."""
+        if self.settings is None:
+            raise SettingsError(self.problems)
+        return self.settings
 
 
-def _check_api_key(value: Any, errors: list[str]) -> None:
-    """Reject what would break the header (and make requests quote the key in its error).
+def check_config(
+    config: Mapping[str, Any], schema_errors: Sequence[str], accepted: Sequence[str], now: datetime
+) -> CheckedConfig:
+    """The config checked once: the schema's errors reworded, then the values read.
 
-    Header values go out as Latin-1, and Klaviyo's keys are ASCII: anything else would end in a
-    UnicodeEncodeError deep inside http.client. The message never quotes the key.
+    ``schema_errors`` are singer-sdk's, against :func:`config_schema`; ``accepted`` is every key
+    the tap takes (its own and singer-sdk's built-in ones); ``now`` is the tap's clock, in UTC.
     """
-    if not isinstance(value, str):
-        return
-    if any(c.isspace() or not c.isprintable() for c in value):
-        errors.append(
-            "api_key must be the key alone (pk_...), without spaces, line breaks or control "
-            "characters; a trailing newline from a secrets file is the usual cause"
-        )
-    elif not value.isascii():
-        position = next(i for i, c in enumerate(value) if not c.isascii()) + 1
-        errors.append(
-            f"api_key holds a character an HTTP header cannot carry (character {position} is "
-            "not ASCII); Klaviyo keys are pk_ and letters and digits: copy the key again"
-        )
-
-
-def _parse_timezone(value: Any, errors: list[str]) -> ZoneInfo | None:
+    problems = checks.schema_problems(schema_errors, config, accepted)
+    if problems:
+        return CheckedConfig(problems)
     try:
-        return ZoneInfo(str(value))
-    except (ZoneInfoNotFoundError, ValueError):
-        errors.append(
-            f"account_timezone must be an IANA timezone name such as 'UTC' or "
-            f"'America/New_York', not {value!r}"
-        )
-        return None
-
-
-def _parse_day_or_time(key: str, value: Any, errors: list[str], *, end: bool) -> datetime | None:
-    """Parse a date or date-time into naive local wall-clock time.
-
-    A bare date as ``end_date`` means "through that day", so it becomes the next midnight
-    (the data end is exclusive). An offset on a date-time is dropped, as Klaviyo drops it.
-    """
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return local_midnight(day + timedelta(days=1) if end else day)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        errors.append(
-            f"{key} must be a date (2024-01-31) or date-time (2024-01-31T00:00:00Z), not {value!r}"
-        )
-        return None
-    return moment.replace(tzinfo=None)
-
-
-def _parse_segment_ids(value: Any, errors: list[str]) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    bad = [item for item in value if not isinstance(item, str) or not _SEGMENT_ID.match(item)]
-    if bad:
-        errors.append(
-            f"segment_ids must be Klaviyo segment ids (letters, digits, '_' or '-'); "
-            f"these are not: {', '.join(repr(item) for item in bad[:5])}"
-        )
-        return None
-    if not value:
-        errors.append(
-            "segment_ids must list at least one id, or be left out to report on all segments"
-        )
-        return None
-    repeated = [sid for sid, count in Counter(value).items() if count > 1]
-    if repeated:
-        shown = ", ".join(repr(sid) for sid in repeated[:10])
-        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
-        errors.append(
-            f"segment_ids has non-unique elements: {shown}{more} listed more than once; "
-            "list each id once"
-        )
-        return None
-    return tuple(value)
-
-
-def _parse_choices(
-    key: str, value: Any, allowed: Sequence[str], errors: list[str]
-) -> tuple[str, ...]:
-    if value is None:
-        return tuple(allowed)
-    unknown = [item for item in value if item not in allowed]
-    if unknown or not value:
-        errors.append(
-            f"{key} must be a non-empty list of {', '.join(allowed)}; "
-            f"got {', '.join(repr(item) for item in unknown) or 'an empty list'}"
-        )
-        return ()
-    return tuple(dict.fromkeys(value))
-
-
-def _parse_api_url(value: Any, errors: list[str]) -> str:
-    """Allow plain http only to loopback, so the key never crosses a network in clear text."""
-    url = str(value).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        errors.append(f"api_url must be an https:// URL such as {DEFAULT_API_URL}, not {url!r}")
-    elif parts.scheme == "http" and not _is_loopback(parts.hostname):
-        errors.append(
-            f"api_url must use https:// (plain http is only allowed to 127.0.0.1 or localhost, "
-            f"for a local stand-in), not {url!r}"
-        )
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        settings = parse_settings(config)
+    except SettingsError as exc:
+        return CheckedConfig(exc.errors)
+    start_given = config.get("start_date")
+    warnings = checks.start_date_warnings(start_given, settings.start, settings.local_now(now))
+    return CheckedConfig([], settings, warnings)
 
 
 def utc_now() -> datetime:

@@ -15,8 +15,6 @@ from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.cli_runner import run_command
 from tests.tap_runner import API_KEY, base_config
 
-SCHEMA = TapKlaviyoSegments.config_jsonschema
-
 URL = "http://127.0.0.1:9"
 
 
@@ -36,7 +34,7 @@ URL = "http://127.0.0.1:9"
     ],
 )
 def test_https_and_loopback_http_are_accepted(url):
-    assert parse_settings({"api_key": API_KEY, "api_url": url}, SCHEMA).api_url == url.rstrip("/")
+    assert parse_settings({"api_key": API_KEY, "api_url": url}).api_url == url.rstrip("/")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +140,7 @@ def test_each_bad_config_value_gets_one_message_and_no_http_call(
 def test_every_config_key_is_covered_by_the_table():
     keys = set(TapKlaviyoSegments.config_jsonschema["properties"])
     covered = {key for key, _, _ in BAD_CONFIG}
-    builtin = {"emit_activate_version_messages"}  # singer-sdk's, declared for 0.54 (tap.py)
+    builtin = {"emit_activate_version_messages"}  # singer-sdk's, declared for 0.54 (settings.py)
     own = {key for key in keys if not key.startswith(("stream_map", "faker", "flattening"))}
     assert own - builtin - covered == set()
 
@@ -172,7 +170,7 @@ def test_a_good_config_does_reach_the_api(standin, tmp_path):
 
 def test_settings_errors_name_every_key():
     with pytest.raises(SettingsError) as raised:
-        parse_settings({"api_key": API_KEY, "start_date": "x", "account_timezone": "y"}, SCHEMA)
+        parse_settings({"api_key": API_KEY, "start_date": "x", "account_timezone": "y"})
     assert len(raised.value.errors) == 2
 
 
@@ -186,8 +184,8 @@ def test_a_start_date_in_the_future_is_named_in_a_warning(logs):
     ["lookback_days", "report_calls_per_minute", "max_retries", "account_timezone", "start_date"],
 )
 def test_a_null_optional_key_means_its_default(key):
-    settings = parse_settings({"api_key": API_KEY, key: None}, SCHEMA)
-    assert settings == parse_settings({"api_key": API_KEY}, SCHEMA)
+    settings = parse_settings({"api_key": API_KEY, key: None})
+    assert settings == parse_settings({"api_key": API_KEY})
 
 
 def test_repeated_segment_ids_are_named_not_the_whole_list(standin, tmp_path, logs):
@@ -205,9 +203,7 @@ def test_repeated_segment_ids_are_named_not_the_whole_list(standin, tmp_path, lo
 
 def test_an_end_date_before_klaviyos_data_is_refused_even_after_an_early_start_date():
     with pytest.raises(SettingsError) as raised:
-        parse_settings(
-            {"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-03-01"}, SCHEMA
-        )
+        parse_settings({"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-03-01"})
     assert raised.value.errors == [
         "end_date (2023-03-01) is before 2023-06-01, when Klaviyo's segment data begins, so the "
         "run would report nothing: set end_date to a later day than start_date, or leave it out "
@@ -217,7 +213,7 @@ def test_an_end_date_before_klaviyos_data_is_refused_even_after_an_early_start_d
 
 def test_an_end_date_on_the_first_data_day_is_accepted():
     settings = parse_settings(
-        {"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-06-01"}, SCHEMA
+        {"api_key": API_KEY, "start_date": "2022-01-01", "end_date": "2023-06-01"}
     )
     assert settings.end is not None
 

@@ -7,7 +7,7 @@ log shows whether the run got as far as the API.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import subprocess
@@ -19,15 +19,16 @@ from pathlib import Path
 import pytest
 
 from klaviyo_standin import StandinServer, StandinSettings
-from tap_klaviyo_segments.settings import SettingsError, parse_settings
-from tap_klaviyo_segments.tap import TapKlaviyoSegments, _config_schema
+from tap_klaviyo_segments import settings as settings_module
+from tap_klaviyo_segments.settings import SettingsError, config_schema, parse_settings
+from tap_klaviyo_segments.tap import TapKlaviyoSegments
 from tests.tap_runner import API_KEY
 
 BIN = Path(sys.executable).parent
 NOW = datetime(2026, 11, 28, 10, 30)
 NUMBER_KEYS = [
     key
-    for key, spec in _config_schema()["properties"].items()
+    for key, spec in config_schema()["properties"].items()
     if {"number", "integer"} & set(spec.get("type", []))
 ]
 
@@ -133,12 +134,12 @@ def test_a_non_number_from_the_environment_is_one_clear_error(standin, tmp_path,
 
 @pytest.mark.parametrize("key", NUMBER_KEYS)
 def test_each_number_setting_reads_text_decimal_and_number_alike(key):
-    schema = _config_schema()
+    schema = config_schema()
     default = schema["properties"][key]["default"]
     value = default + 1
     forms = [value, str(value), Decimal(str(value))]
     got = {
-        repr(form): _settings_value(parse_settings({"api_key": API_KEY, key: form}, schema), key)
+        repr(form): _settings_value(parse_settings({"api_key": API_KEY, key: form}), key)
         for form in forms
     }
     assert set(got.values()) == {value}, got
@@ -153,16 +154,25 @@ def _settings_value(settings, key):
 @pytest.mark.parametrize("key", ["max_retries", "report_calls_per_day", "lookback_days"])
 def test_a_whole_number_setting_rejects_a_fraction(key):
     with pytest.raises(SettingsError, match=f"{key} must be a whole number"):
-        parse_settings({"api_key": API_KEY, key: "1.5"}, _config_schema())
+        parse_settings({"api_key": API_KEY, key: "1.5"})
 
 
 def test_defaults_come_from_the_config_schema():
-    """Settings has no defaults of its own: change the schema's and Settings follows."""
-    schema = _config_schema()
-    plain = parse_settings({"api_key": API_KEY}, schema)
+    """Settings has no defaults of its own: what the schema says is what leaving a key out gives."""
+    schema = config_schema()
+    plain = parse_settings({"api_key": API_KEY})
     assert plain.report_calls_per_day == schema["properties"]["report_calls_per_day"]["default"]
     assert plain.api_url == schema["properties"]["api_url"]["default"]
-    changed = copy.deepcopy(schema)
+    defaults = {
+        key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec
+    }
+    defaults.pop("emit_activate_version_messages")  # singer-sdk's, not read into Settings
+    assert len(defaults) == 17
+    assert parse_settings({"api_key": API_KEY, **defaults}) == plain
+
+
+def test_a_default_changed_in_the_table_moves_the_schema_and_settings_alike(monkeypatch):
+    """One declaration per key: change a default in the table and both outputs follow."""
     overrides = {
         "report_calls_per_day": 7,
         "report_calls_per_minute": 3.5,
@@ -174,9 +184,15 @@ def test_defaults_come_from_the_config_schema():
         "include_inactive_segments": True,
         "start_date": "2024-02-03",
     }
+    table = tuple(
+        dataclasses.replace(setting, default=overrides.get(setting.key, setting.default))
+        for setting in settings_module.SETTINGS
+    )
+    monkeypatch.setattr(settings_module, "SETTINGS", table)
+    schema = config_schema()
     for key, value in overrides.items():
-        changed["properties"][key]["default"] = value
-    moved = parse_settings({"api_key": API_KEY}, changed)
+        assert schema["properties"][key]["default"] == value
+    moved = parse_settings({"api_key": API_KEY})
     assert moved.report_calls_per_day == 7
     assert moved.report_calls_per_minute == 3.5
     assert moved.lookback == timedelta(days=9)
@@ -230,11 +246,11 @@ def test_sample_config_is_valid_and_aims_at_the_readme_stand_in():
     """The README runs sample_config.json against `python -m klaviyo_standin --port 8765`."""
     sample = json.loads((Path(__file__).resolve().parents[1] / "sample_config.json").read_text())
     assert sample["api_url"] == "http://127.0.0.1:8765"
-    assert set(sample) <= set(_config_schema()["properties"])
+    assert set(sample) <= set(config_schema()["properties"])
     assert _validation_errors(sample) == []
     defaults = {
         key: spec["default"]
-        for key, spec in _config_schema()["properties"].items()
+        for key, spec in config_schema()["properties"].items()
         if "default" in spec
     }
     paced = ("report_calls_per_minute", "report_calls_per_second", "report_calls_per_day")
