@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--end-exclusive", action="store_true", help="timeframe ends are exclusive")
     p.add_argument(
-        "--week-alignment", choices=WEEK_ALIGNMENTS, default="start", help="weekly buckets"
+        "--week-alignment", choices=WEEK_ALIGNMENTS, default="monday", help="weekly buckets"
     )
     p.add_argument(
         "--month-alignment", choices=MONTH_ALIGNMENTS, default="calendar", help="monthly buckets"

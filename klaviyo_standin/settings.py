@@ -61,8 +61,10 @@ class StandinSettings:
     seed: int = 1
     now: datetime | None = None
     end_inclusive: bool = True
-    #: How weekly / monthly buckets are cut (klaviyo_standin.timeframes docstring).
-    week_alignment: str = "start"
+    #: How weekly / monthly buckets are cut (klaviyo_standin.timeframes docstring): calendar
+    #: weeks from Monday by default, as a real Klaviyo answer showed; ``start`` / ``sunday``
+    #: are switches for the tap's alignment learning.
+    week_alignment: str = "monday"
     month_alignment: str = "calendar"
     #: A report without a segment filter answers for every segment (inactive ones too), at
     #: most this many of them (None: all); or is refused with a 400.
