@@ -64,8 +64,9 @@ INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
 #: The first of each is the default.
 WEEK_ALIGNMENTS: tuple[str, ...] = ("monday", "start", "sunday")
 MONTH_ALIGNMENTS: tuple[str, ...] = ("calendar", "start")
+#: Klaviyo's first data day as its API reference states it (its Help Center says June 21st, 2023:
+#: ``StandinSettings.data_floor`` moves the stand-in's floor).
 DATA_FLOOR = datetime(2023, 6, 1)
-FLOOR_DETAIL = "Cannot query for segment data before June 1st, 2023"
 TIMEFRAME_POINTER = "/data/attributes/timeframe"
 INTERVAL_LIMITS: dict[str, timedelta] = {
     "hourly": timedelta(days=7),
@@ -180,10 +181,25 @@ def custom_window(start_raw: object, end_raw: object) -> Window:
     return Window(start, end)
 
 
-def check_window(window: Window, interval: str | None) -> None:
-    """Apply Klaviyo's floor (June 1st, 2023), 1-year maximum and per-interval length limits."""
-    if window.start < DATA_FLOOR:
-        raise TimeframeError(FLOOR_DETAIL, f"{TIMEFRAME_POINTER}/start")
+def floor_detail(floor: date) -> str:
+    """Klaviyo's 400 detail for a timeframe before ``floor``, e.g. "... before June 21st, 2023"."""
+    day = floor.day
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"Cannot query for segment data before {floor:%B} {day}{suffix}, {floor.year}"
+
+
+#: The detail of Klaviyo's 400 for a timeframe before :data:`DATA_FLOOR`.
+FLOOR_DETAIL = floor_detail(DATA_FLOOR.date())
+
+
+def check_window(window: Window, interval: str | None, floor: date | None = None) -> None:
+    """Apply Klaviyo's data floor, 1-year maximum and per-interval length limits.
+
+    ``floor`` is the first data day (default :data:`DATA_FLOOR`'s day).
+    """
+    first_day = DATA_FLOOR.date() if floor is None else floor
+    if window.start < _midnight(first_day):
+        raise TimeframeError(floor_detail(first_day), f"{TIMEFRAME_POINTER}/start")
     if window.end > add_year(window.start):
         raise TimeframeError("The timeframe cannot be longer than 1 year.", TIMEFRAME_POINTER)
     limit = INTERVAL_LIMITS.get(interval or "")
