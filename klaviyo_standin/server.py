@@ -192,9 +192,13 @@ class StandinServer:
         ]
 
     def clear_log(self) -> None:
-        """Empty the request log."""
+        """Empty the request log and restart the answer counts ``LeaveOut.call`` matches.
+
+        So a test sharing a server (cleared per test) counts "the Nth series call" from its start.
+        """
         with self._lock:
             self._log.clear()
+            self._answers = dict.fromkeys(self._answers, 0)
 
     def reset_rate_limits(self) -> None:
         """Forget all rate-limit counts (windows restart now)."""

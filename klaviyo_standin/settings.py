@@ -55,8 +55,9 @@ class LeaveOut:
     A rule matches an answer when every condition given holds: the report kind (``report``:
     "series", "values" or "any"), the timeframe start (``window_start``: the local wall-clock
     start as Klaviyo reads it; a ``date`` means its midnight) and the answer's number
-    (``call``: the Nth answered report of that kind since the server started, from 1; the
-    answers left out count too). ``times`` limits the rule to the first N answers it matches
+    (``call``: the Nth answered report of that kind, from 1, counted since the server started or
+    its log was last cleared; answers with segments left out count too, refusals (4xx, 429) and
+    scripted faults do not). ``times`` limits the rule to the first N answers it matches
     (``None``: every one, "always"). ``segment_ids=None`` leaves every segment out: the answer
     is a 200 with ``results: []`` (series answers keep their ``date_times``).
     """

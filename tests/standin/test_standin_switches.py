@@ -81,6 +81,18 @@ def test_every_segment_left_out_of_the_nth_series_call():
     assert log[1].left_out == server.account.segment_ids()
 
 
+def test_calls_are_counted_from_the_last_log_clearing():
+    """The shared ``standin`` fixture clears its log per test: "the Nth call" is this test's."""
+    with StandinServer(settings(segment_count=2)) as server:
+        server.settings.leave_out.append(LeaveOut(segment_ids=None, call=1))
+        assert answered(series(server, W1)) == []
+        assert len(answered(series(server, W1))) == 2
+        server.clear_log()
+        assert answered(series(server, W2)) == []
+        post(server, SERIES, report_body(timeframe={"key": "nope"}))  # a 400 is no answer
+        assert len(answered(series(server, W2))) == 2
+
+
 def test_a_segment_left_out_of_values_answers():
     with StandinServer(settings(segment_count=3)) as server:
         sid = server.account.segment_ids()[2]
