@@ -56,10 +56,10 @@ class LeaveOut:
     "series", "values" or "any"), the timeframe start (``window_start``: the local wall-clock
     start as Klaviyo reads it; a ``date`` means its midnight) and the answer's number
     (``call``: the Nth answered report of that kind, from 1, counted since the server started or
-    its log was last cleared; answers with segments left out count too, refusals (4xx, 429) and
-    scripted faults do not). ``times`` limits the rule to the first N answers it matches
-    (``None``: every one, "always"). ``segment_ids=None`` leaves every segment out: the answer
-    is a 200 with ``results: []`` (series answers keep their ``date_times``).
+    its log was last cleared; answers with segments left out, malformed or corrupted count too;
+    refusals (4xx, 429), 5xx and dropped connections do not). ``times`` limits the rule to the
+    first N answers it matches (``None``: every one, "always"). ``segment_ids=None`` leaves every
+    segment out: the answer is a 200 with ``results: []`` (series answers keep ``date_times``).
     """
 
     segment_ids: list[str] | None = None
