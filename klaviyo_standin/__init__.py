@@ -2,6 +2,11 @@
 
 Start it in-process with ``with StandinServer(StandinSettings(...)) as server:`` (``server.url``,
 ``server.account`` for ground truth) or as a command: ``python -m klaviyo_standin``.
+
+Switches are fields of :class:`StandinSettings` (``server.settings``; most may change between two
+tap runs against one server): bucket alignments, faults, and the changes of issue 17
+(``timezone``, ``clock_skew_seconds``, ``data_floor``, ``deleted_segment_ids``, ``leave_out``).
+docs/standin.md describes each.
 """
 
 from klaviyo_standin.model import STATISTICS, Account, Segment
@@ -10,6 +15,7 @@ from klaviyo_standin.settings import (
     DEFAULT_API_KEY,
     DEFAULT_SCOPELESS_API_KEY,
     FaultSettings,
+    LeaveOut,
     StandinSettings,
 )
 from klaviyo_standin.timeframes import (
@@ -30,6 +36,7 @@ __all__ = [
     "TIMEFRAME_KEYS",
     "Account",
     "FaultSettings",
+    "LeaveOut",
     "LogEntry",
     "Segment",
     "StandinServer",

@@ -2,6 +2,11 @@
 
 Binds 127.0.0.1 only, prints one line with the URL to stderr, writes the URL to ``--ready-file``
 once listening (so scripts can wait for it), and serves until SIGINT or SIGTERM.
+
+The switches of issue 17 that make sense for a whole server life: ``--clock-skew SECONDS``,
+``--data-floor YYYY-MM-DD``, ``--deleted-segments ID,ID`` and one leave-out rule
+(``--leave-out IDS|all`` with ``--leave-out-start``, ``--leave-out-call``, ``--leave-out-times``,
+``--leave-out-report``). A timezone change between runs needs the in-process server.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -21,9 +26,14 @@ from klaviyo_standin.settings import (
     DEFAULT_API_KEY,
     DEFAULT_SCOPELESS_API_KEY,
     FaultSettings,
+    LeaveOut,
     StandinSettings,
 )
-from klaviyo_standin.timeframes import MONTH_ALIGNMENTS, WEEK_ALIGNMENTS
+from klaviyo_standin.timeframes import DATA_FLOOR, MONTH_ALIGNMENTS, WEEK_ALIGNMENTS
+
+
+def _ids(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--end-exclusive", action="store_true", help="timeframe ends are exclusive")
     p.add_argument(
-        "--week-alignment", choices=WEEK_ALIGNMENTS, default="start", help="weekly buckets"
+        "--week-alignment", choices=WEEK_ALIGNMENTS, default="monday", help="weekly buckets"
     )
     p.add_argument(
         "--month-alignment", choices=MONTH_ALIGNMENTS, default="calendar", help="monthly buckets"
@@ -73,7 +83,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--ready-file", type=Path, default=None, help="write the URL here when listening"
     )
     p.add_argument("--verbose", action="store_true", help="print access logs (never headers)")
+    p.add_argument(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        help="seconds Klaviyo's clock (and the Date header) is ahead of now (negative: behind)",
+    )
+    p.add_argument(
+        "--data-floor",
+        type=date.fromisoformat,
+        default=DATA_FLOOR.date(),
+        help="first data day: earlier timeframes answer 400 (default 2023-06-01)",
+    )
+    p.add_argument(
+        "--deleted-segments", type=_ids, default=[], help="comma-separated deleted segment ids"
+    )
+    p.add_argument(
+        "--leave-out",
+        default=None,
+        metavar="IDS|all",
+        help="leave these segment ids (comma-separated, or all) out of matching report answers",
+    )
+    p.add_argument(
+        "--leave-out-start",
+        type=datetime.fromisoformat,
+        default=None,
+        help="only answers whose timeframe starts at this local time",
+    )
+    p.add_argument("--leave-out-call", type=int, default=None, help="only the Nth answer")
+    p.add_argument(
+        "--leave-out-times", type=int, default=None, help="only the first N matching answers"
+    )
+    p.add_argument("--leave-out-report", choices=("series", "values", "any"), default="series")
     return p
+
+
+def leave_out_from_args(args: argparse.Namespace) -> list[LeaveOut]:
+    """The one leave-out rule the flags describe (none without ``--leave-out``)."""
+    if args.leave_out is None:
+        return []
+    ids = None if args.leave_out.strip() == "all" else _ids(args.leave_out)
+    return [
+        LeaveOut(
+            segment_ids=ids,
+            window_start=args.leave_out_start,
+            call=args.leave_out_call,
+            report=args.leave_out_report,
+            times=args.leave_out_times,
+        )
+    ]
 
 
 def settings_from_args(args: argparse.Namespace) -> StandinSettings:
@@ -104,6 +162,10 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
         shared_daily_budget=args.shared_daily_budget,
         faults=faults,
         verbose=args.verbose,
+        clock_skew_seconds=args.clock_skew,
+        data_floor=args.data_floor,
+        deleted_segment_ids=args.deleted_segments,
+        leave_out=leave_out_from_args(args),
     )
 
 

@@ -3,9 +3,10 @@
 Kept apart from the HTTP plumbing so each rule is a short, testable function and the server only
 routes, authenticates, rate-limits and injects faults.
 
-Choices where Klaviyo is silent: unknown segment ids in a report filter are omitted from the
-results (no error); results follow the filter's id order (or list order without a filter); an
-omitted filter reports every segment; unknown attributes in a report body are rejected.
+Choices where Klaviyo is silent: unknown (or deleted) segment ids in a report filter are omitted
+from the results (no error: a filter naming only unknown ids answers 200 with ``results: []``);
+results follow the filter's id order (or list order without a filter); an omitted filter reports
+every segment; unknown attributes in a report body are rejected.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -188,8 +189,14 @@ def _segment_id_condition(cond: Condition, pointer: str) -> list[str]:
     raise invalid(f"Invalid value for '{cond.operator}' on segment_id.", pointer)
 
 
-def parse_report(path: str, body: object, account: Account) -> ReportRequest:
-    """Validate a report body in Klaviyo's order of checks; raise ApiError (400) on the first."""
+def parse_report(
+    path: str, body: object, account: Account, data_floor: date | None = None
+) -> ReportRequest:
+    """Validate a report body in Klaviyo's order of checks; raise ApiError (400) on the first.
+
+    ``data_floor`` is Klaviyo's first data day (default June 1st, 2023): a timeframe that starts
+    before it is a 400 ``invalid`` at ``/data/attributes/timeframe/start``, filter or not.
+    """
     kind = REPORT_TYPES[path]
     data = _object(_object(body, "/").get("data"), "/data")
     if data.get("type") != kind:
@@ -204,7 +211,7 @@ def parse_report(path: str, body: object, account: Account) -> ReportRequest:
     interval = _interval(attrs, kind)
     timeframe = _timeframe_shape(attrs)
     try:
-        window = account.validate_window(timeframe, interval)
+        window = account.validate_window(timeframe, interval, data_floor)
     except TimeframeError as exc:
         raise invalid(exc.detail, exc.pointer) from None
     ids = report_filter_ids(attrs.get("filter"))

@@ -10,6 +10,19 @@ local hour's start. Nothing changes before the segment's ``created`` time, after
 segment's ``updated`` time (inactive segments are not processed), or after ``now``. Removals on a
 day never exceed the members at the start of that day, so totals are never negative.
 
+Changes between runs (issue 17), each keeping the history that already happened:
+
+- ``set_timezone``: the account's timezone changes (as when its owner changes it in Klaviyo). The
+  membership history stays on the instants it happened at (generated on the local days and hours
+  of the *history* timezone, the one the account was created in); only the reports change: labels,
+  how timeframes are read and where buckets are cut follow the new timezone.
+- ``clock_skew_seconds``: Klaviyo's clock runs that many seconds off ``now`` (or the real clock):
+  what has happened, which buckets exist and the timeframe keys follow Klaviyo's skewed now.
+- ``deleted``: segment ids deleted from the account. The API no longer lists or answers them
+  (:meth:`segment_ids`, :meth:`segments`, :meth:`segment_attributes`), but the ground truth
+  (:meth:`series`, :meth:`values`, :meth:`total_at`, ...) still has their history, exact for the
+  time before deletion.
+
 Memory: two ``array('q')`` prefix sums per segment (about 23 kB per segment for 3.9 years); hourly
 splits are computed on demand and cached.
 """
@@ -103,9 +116,23 @@ class Account:
         seed: int = 1,
         timezone: str = "UTC",
         now: datetime | None = None,
+        history_timezone: str | None = None,
     ) -> None:
+        """Build the account (its history is generated lazily).
+
+        ``history_timezone`` (default ``timezone``) is the zone the account was created in: its
+        history and a naive ``now`` are on that zone's local days and hours, so
+        ``Account(..., timezone=new, history_timezone=old)`` is the ground truth of an account
+        whose timezone changed from ``old`` to ``new`` (see :meth:`set_timezone`).
+        """
+        #: The reporting timezone: labels, timeframes and bucket edges.
         self.tz = ZoneInfo(timezone)
+        self._grid_tz = ZoneInfo(history_timezone or timezone)
         self.seed = seed
+        #: Seconds Klaviyo's clock is ahead of ``now`` / the real clock (negative: behind).
+        self.clock_skew_seconds = 0.0
+        #: Ids of deleted segments: never listed nor answered, still in the ground truth.
+        self.deleted: frozenset[str] = frozenset()
         self._fixed_now = None if now is None else self._now_epoch_of(now)
         self._lock = threading.RLock()
         self._day_starts = array("q")
@@ -118,12 +145,21 @@ class Account:
     # ----- clock -------------------------------------------------------------------------------
     def _now_epoch_of(self, moment: datetime) -> int:
         if moment.tzinfo is None:
-            return to_epoch(moment, self.tz)
+            return to_epoch(moment, self._grid_tz)
         return math.floor(moment.timestamp())
 
     def now_epoch(self) -> int:
-        """Current instant: the configured ``now`` or the real clock (cuts the history only)."""
-        return self._fixed_now if self._fixed_now is not None else math.floor(time.time())
+        """Klaviyo's current instant: the configured ``now`` or the real clock, plus the skew.
+
+        It cuts the history, decides which buckets exist and resolves the timeframe keys.
+        """
+        base = self._fixed_now if self._fixed_now is not None else time.time()
+        return math.floor(base + self.clock_skew_seconds)
+
+    def set_timezone(self, timezone: str) -> None:
+        """Change the account's (reporting) timezone; the history's instants stay as they were."""
+        if timezone != self.tz.key:
+            self.tz = ZoneInfo(timezone)
 
     def now_local(self) -> datetime:
         """``now`` as a naive wall-clock datetime in the account timezone."""
@@ -133,7 +169,7 @@ class Account:
     def _make_segments(self, count: int) -> list[Segment]:
         """Create segment metadata; created times spread from 2023-01-01 to min(now, 2025-12-31)."""
         rng = random.Random(f"standin-segments:{self.seed}")  # noqa: S311 - synthetic data
-        first = to_epoch(datetime(2023, 1, 1), self.tz)
+        first = to_epoch(datetime(2023, 1, 1), self._grid_tz)
         last = max(first + 86400, min(self.now_epoch(), CREATED_END))
         created = sorted(int(first + rng.random() * (last - first)) for _ in range(count))
         ids: list[str] = []
@@ -187,16 +223,21 @@ class Account:
         """Look a segment up by id (KeyError when unknown)."""
         return self._by_id[segment_id]
 
-    def segment_ids(self) -> list[str]:
-        """All segment ids in list order (oldest first)."""
-        return [seg.id for seg in self._segments]
+    def segment_ids(self, *, include_deleted: bool = False) -> list[str]:
+        """Segment ids in list order (oldest first): those the API knows, or all ever created."""
+        return [seg.id for seg in self._segments if include_deleted or seg.id not in self.deleted]
 
     def segments(self) -> list[dict[str, Any]]:
-        """Segments as the API's attributes plus ``id``, in list order (oldest first)."""
-        return [self.segment_attributes(seg.id) | {"id": seg.id} for seg in self._segments]
+        """Segments the API lists, as its attributes plus ``id``, in list order (oldest first)."""
+        return [self.segment_attributes(sid) | {"id": sid} for sid in self.segment_ids()]
 
     def segment_attributes(self, segment_id: str) -> dict[str, Any]:
-        """The API attributes of one segment, with Klaviyo-style UTC timestamps."""
+        """The API attributes of one segment, with Klaviyo-style UTC timestamps.
+
+        Raises KeyError for an unknown or deleted id, as the API answers 404 for it.
+        """
+        if segment_id in self.deleted:
+            raise KeyError(segment_id)
         seg = self._by_id[segment_id]
         return {
             "name": seg.name,
@@ -215,13 +256,13 @@ class Account:
             grid = self._day_starts
             while len(grid) <= days + 1:
                 day = HISTORY_START + timedelta(days=len(grid))
-                grid.append(to_epoch(datetime(day.year, day.month, day.day), self.tz))
+                grid.append(to_epoch(datetime(day.year, day.month, day.day), self._grid_tz))
 
     def _hours(self, day: int) -> int:
         return (self._day_starts[day + 1] - self._day_starts[day]) // 3600
 
     def _day_of_epoch(self, epoch: int) -> int:
-        local = datetime.fromtimestamp(epoch, self.tz).date()
+        local = datetime.fromtimestamp(epoch, self._grid_tz).date()
         return (local - HISTORY_START).days
 
     def _needed_days(self) -> int:
@@ -458,13 +499,19 @@ class Account:
         cums = self._cumulative(self._by_id[segment_id], [self._position(b) for b in bounds])
         return [(day, a - r) for day, (a, r) in zip(days, cums, strict=True)]
 
-    def validate_window(self, timeframe: dict[str, Any], interval: str | None) -> Window:
-        """Validate a request's timeframe object (already shape-checked) into a window."""
+    def validate_window(
+        self, timeframe: dict[str, Any], interval: str | None, floor: date | None = None
+    ) -> Window:
+        """Validate a request's timeframe object (already shape-checked) into a window.
+
+        ``floor`` is Klaviyo's first data day (default June 1st, 2023): a timeframe starting
+        earlier is refused, whether the report has a segment filter or not.
+        """
         if "key" in timeframe:
             window = resolve_key(timeframe["key"], self.now_local())
         else:
             window = custom_window(timeframe["start"], timeframe["end"])
-        check_window(window, interval)
+        check_window(window, interval, floor)
         return window
 
 

@@ -6,13 +6,17 @@ fault (never counted), rate limits (429, not counted), random faults, then body 
 and the answer. A request that passed the rate-limit stage is logged as ``counted``, whether or not
 limits are enabled: it is what Klaviyo would charge against the budget (400s included).
 
+Every answer (errors included, but not a dropped connection) carries an HTTP ``Date`` header with
+Klaviyo's clock: the account's ``now`` (fixed or real) plus ``clock_skew_seconds``, the same
+instant that decides what the answer holds. Report answers may leave segments out
+(``StandinSettings.leave_out``); the log entry names them in ``left_out``.
+
 The Authorization header is never stored, logged or echoed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json
 import random
 import re
@@ -30,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 from klaviyo_standin.api import (
     REPORT_TYPES,
     ApiError,
+    ReportRequest,
     invalid,
     parse_report,
     report_document,
@@ -62,6 +67,8 @@ class LogEntry:
     timestamp: float = field(default_factory=time.time)
     counted: bool = False
     fault: str | None = None
+    #: Segment ids a ``LeaveOut`` rule took out of this answer (``None``: none was applied).
+    left_out: list[str] | None = None
 
 
 @dataclass
@@ -103,6 +110,7 @@ class StandinServer:
         self._fault_rng = random.Random(self.settings.faults.fault_seed)  # noqa: S311 - test faults
         self._account: Account | None = None
         self._account_key: tuple[object, ...] | None = None
+        self._answers = {"series": 0, "values": 0}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -146,14 +154,26 @@ class StandinServer:
     # ----- state -------------------------------------------------------------------------------
     @property
     def account(self) -> Account:
-        """The ground-truth account, rebuilt when a data-shaping setting changed."""
+        """The ground-truth account, rebuilt when a data-shaping setting changed.
+
+        The switches that change an account between runs (timezone, clock skew, deleted segments)
+        are applied to the same account, so its history stays.
+        """
         with self._lock:
-            key = self.settings.model_key()
+            s = self.settings
+            key = s.model_key()
             if self._account is None or key != self._account_key:
-                s = self.settings
                 self._account = Account(s.segment_count, s.seed, s.timezone, s.now)
                 self._account_key = key
-            return self._account
+            account = self._account
+            account.set_timezone(s.timezone)
+            account.clock_skew_seconds = s.clock_skew_seconds
+            account.deleted = frozenset(s.deleted_segment_ids)
+            return account
+
+    def klaviyo_now(self) -> float:
+        """Klaviyo's clock (epoch seconds): the account's now, skew included; the Date header."""
+        return float(self.account.now_epoch())
 
     @property
     def log(self) -> list[LogEntry]:
@@ -172,9 +192,13 @@ class StandinServer:
         ]
 
     def clear_log(self) -> None:
-        """Empty the request log."""
+        """Empty the request log and restart the answer counts ``LeaveOut.call`` matches.
+
+        So a test sharing a server (cleared per test) counts "the Nth series call" from its start.
+        """
         with self._lock:
             self._log.clear()
+            self._answers = dict.fromkeys(self._answers, 0)
 
     def reset_rate_limits(self) -> None:
         """Forget all rate-limit counts (windows restart now)."""
@@ -354,9 +378,10 @@ class StandinServer:
     def _answer(self, entry: LogEntry, base: str) -> _Reply:
         account = self.account
         if entry.path in REPORT_TYPES:
-            request = parse_report(entry.path, entry.body, account)
+            request = parse_report(entry.path, entry.body, account, self.settings.data_floor)
             if request.segment_ids is None and self.settings.reject_unfiltered:
                 raise invalid("A filter on segment_id is required.", "/data/attributes/filter")
+            leave_out = self._leave_out(request)
             self_url = f"{base}{entry.path}"
             document = report_document(
                 request,
@@ -366,10 +391,43 @@ class StandinServer:
                 self.settings.alignment,
                 self.settings.unfiltered_cap,
             )
+            if leave_out is not None:
+                entry.left_out = _drop_results(document, leave_out)
             return _Reply(200, document)
         if entry.path == SEGMENTS_PATH:
             return _Reply(200, segments_document(entry.query, account, base, entry.path))
         return _Reply(200, segment_document(entry.path.rsplit("/", 1)[1], account, base))
+
+    def _leave_out(self, request: ReportRequest) -> set[str] | None:
+        """Count this answer and return the ids the matching ``LeaveOut`` rules drop.
+
+        An empty set means "every segment" (a rule without ``segment_ids``); ``None``: no rule.
+        """
+        kind = "series" if request.interval is not None else "values"
+        with self._lock:
+            self._answers[kind] += 1
+            number = self._answers[kind]
+            rules = [
+                rule
+                for rule in self.settings.leave_out
+                if rule.wants(kind, request.window.start, number)
+            ]
+            for rule in rules:
+                rule.used += 1
+        if not rules:
+            return None
+        if any(rule.segment_ids is None for rule in rules):
+            return set()
+        return {sid for rule in rules for sid in rule.segment_ids or ()}
+
+
+def _drop_results(document: dict[str, Any], segment_ids: set[str]) -> list[str]:
+    """Remove the results of ``segment_ids`` (all when empty); return the ids removed."""
+    attributes = document["data"]["attributes"]
+    answered = [(r["groupings"]["segment_id"], r) for r in attributes["results"]]
+    dropped = [sid for sid, _ in answered if not segment_ids or sid in segment_ids]
+    attributes["results"] = [r for sid, r in answered if sid not in dropped]
+    return dropped
 
 
 def _corrupt_answer(document: dict[str, Any], kind: str, value: float | None) -> None:
@@ -483,10 +541,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def date_time_string(self, timestamp: float | None = None) -> str:
-        """The ``Date`` header: the account's clock (a fixed ``now`` when one is set)."""
+        """The ``Date`` header: Klaviyo's clock (the stand-in's now plus skew), not the host's."""
         if timestamp is None:
-            timestamp = self.server.standin.account.now_epoch()
-        return email.utils.formatdate(timestamp, usegmt=True)
+            timestamp = self.server.standin.klaviyo_now()
+        return super().date_time_string(timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Access log only with ``verbose`` (the request line only, never headers)."""

@@ -22,13 +22,19 @@ example in Klaviyo's guide.
 
 Buckets: hourly and daily buckets start at whole local hours / local midnights. Klaviyo documents
 no alignment for the others, so the stand-in offers each one the tap must cope with:
-``week_alignment`` ``start`` (7-day steps from the local midnight of the timeframe start, the
-default), ``monday`` or ``sunday`` (calendar weeks); ``month_alignment`` ``calendar`` (calendar
-months, the default) or ``start`` (calendar-month steps from the timeframe start's day, clamped to
-each month's length). The first bucket is the one containing the timeframe start, labelled at the
-timeframe start's floor (its hour, or its local midnight); later buckets are included when their
-start lies within the timeframe and is not after ``now``. Every bucket counts only the changes
-inside the timeframe and not after ``now``.
+``week_alignment`` ``monday`` (calendar weeks from Monday, the default: what a real Klaviyo
+answer showed, see below), ``sunday`` (calendar weeks from Sunday) or ``start`` (7-day steps from
+the local midnight of the timeframe start); ``month_alignment`` ``calendar`` (calendar months, the
+default) or ``start`` (calendar-month steps from the timeframe start's day, clamped to each
+month's length). The first bucket is the one containing the timeframe start. With ``monday`` /
+``sunday`` weeks it is labelled at the week's own start, so its label may lie before the timeframe
+start (a real weekly ``last_30_days`` answer whose timeframe began on Wednesday 2026-08-05 was
+labelled 2026-08-03, 08-10, ...); otherwise it is labelled at the timeframe start's floor (its
+hour, or its local midnight). Later buckets are included when their start lies within the
+timeframe and is not after ``now``. Every bucket counts only the changes inside the timeframe and
+not after ``now`` (so a first week cut by the timeframe start counts only its part inside it).
+Daily answers are as Klaviyo's were: a daily ``last_30_days`` answer holds 31 buckets, today's
+unfinished one included (the inclusive end counts the changes stamped at today's midnight).
 """
 
 from __future__ import annotations
@@ -55,10 +61,12 @@ TIMEFRAME_KEYS: tuple[str, ...] = (
     "yesterday",
 )
 INTERVALS: tuple[str, ...] = ("hourly", "daily", "weekly", "monthly")
-WEEK_ALIGNMENTS: tuple[str, ...] = ("start", "monday", "sunday")
+#: The first of each is the default.
+WEEK_ALIGNMENTS: tuple[str, ...] = ("monday", "start", "sunday")
 MONTH_ALIGNMENTS: tuple[str, ...] = ("calendar", "start")
+#: Klaviyo's first data day as its API reference states it (its Help Center says June 21st, 2023:
+#: ``StandinSettings.data_floor`` moves the stand-in's floor).
 DATA_FLOOR = datetime(2023, 6, 1)
-FLOOR_DETAIL = "Cannot query for segment data before June 1st, 2023"
 TIMEFRAME_POINTER = "/data/attributes/timeframe"
 INTERVAL_LIMITS: dict[str, timedelta] = {
     "hourly": timedelta(days=7),
@@ -173,10 +181,25 @@ def custom_window(start_raw: object, end_raw: object) -> Window:
     return Window(start, end)
 
 
-def check_window(window: Window, interval: str | None) -> None:
-    """Apply Klaviyo's floor (June 1st, 2023), 1-year maximum and per-interval length limits."""
-    if window.start < DATA_FLOOR:
-        raise TimeframeError(FLOOR_DETAIL, f"{TIMEFRAME_POINTER}/start")
+def floor_detail(floor: date) -> str:
+    """Klaviyo's 400 detail for a timeframe before ``floor``, e.g. "... before June 21st, 2023"."""
+    day = floor.day
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"Cannot query for segment data before {floor:%B} {day}{suffix}, {floor.year}"
+
+
+#: The detail of Klaviyo's 400 for a timeframe before :data:`DATA_FLOOR`.
+FLOOR_DETAIL = floor_detail(DATA_FLOOR.date())
+
+
+def check_window(window: Window, interval: str | None, floor: date | None = None) -> None:
+    """Apply Klaviyo's data floor, 1-year maximum and per-interval length limits.
+
+    ``floor`` is the first data day (default :data:`DATA_FLOOR`'s day).
+    """
+    first_day = DATA_FLOOR.date() if floor is None else floor
+    if window.start < _midnight(first_day):
+        raise TimeframeError(floor_detail(first_day), f"{TIMEFRAME_POINTER}/start")
     if window.end > add_year(window.start):
         raise TimeframeError("The timeframe cannot be longer than 1 year.", TIMEFRAME_POINTER)
     limit = INTERVAL_LIMITS.get(interval or "")
@@ -211,7 +234,7 @@ def iso_utc(epoch: int) -> str:
 class Alignment:
     """How weekly and monthly buckets are cut (see the module docstring)."""
 
-    week: str = "start"
+    week: str = "monday"
     month: str = "calendar"
 
     def __post_init__(self) -> None:
@@ -224,7 +247,7 @@ def _bucket_day(interval: str, day0: date, step: int, alignment: Alignment) -> d
     if interval == "daily":
         return day0 + timedelta(days=step)
     if interval == "weekly":
-        if alignment.week == "start" or step == 0:
+        if alignment.week == "start":
             return day0 + timedelta(days=7 * step)
         first_weekday = 0 if alignment.week == "monday" else 6
         week_start = day0 - timedelta(days=(day0.weekday() - first_weekday) % 7)
@@ -241,7 +264,10 @@ def _bucket_day(interval: str, day0: date, step: int, alignment: Alignment) -> d
 def _bucket_starts(
     interval: str, start: datetime, tz: ZoneInfo, hi: int, alignment: Alignment
 ) -> list[int]:
-    """Epoch starts of the buckets beginning before ``hi``, the first one at ``start``'s floor."""
+    """Epoch starts of the buckets beginning before ``hi``, the first one holding ``start``.
+
+    The first one is ``start``'s floor (hour or local midnight), or the start of its calendar week.
+    """
     if interval == "hourly":
         first = to_epoch(start.replace(minute=0, second=0, microsecond=0), tz)
         return list(range(first, max(hi, first + 1), 3600))

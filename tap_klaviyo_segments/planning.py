@@ -44,7 +44,9 @@ _ONE_SECOND = timedelta(seconds=1)
 
 #: The ways Klaviyo might align the buckets of each interval. Klaviyo documents none of them, so
 #: the tap starts from the first and checks every answer against the grid it uses; labels that fit
-#: another alignment teach the tap that one (see :mod:`tap_klaviyo_segments.answers`).
+#: another alignment teach the tap that one (see :mod:`tap_klaviyo_segments.answers`). Weekly
+#: assumes ``monday`` first: a real weekly answer (recorded 2026-09-04) was labelled with calendar
+#: weeks from Monday, so the common case costs no call to learn the grid.
 #: - ``start``: steps from the timeframe start (7 days; a calendar month, the day clamped to the
 #:   month's length);
 #: - ``monday`` / ``sunday``: calendar weeks starting on that day;
@@ -52,7 +54,7 @@ _ONE_SECOND = timedelta(seconds=1)
 ALIGNMENTS: Mapping[str, tuple[str, ...]] = {
     "hourly": ("calendar",),
     "daily": ("calendar",),
-    "weekly": ("start", "monday", "sunday"),
+    "weekly": ("monday", "start", "sunday"),
     "monthly": ("calendar", "start"),
 }
 

@@ -7,6 +7,7 @@ bucket from start_date on, and never moves a bookmark past a bucket it did not w
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import date, datetime, timedelta, timezone
 
@@ -32,7 +33,7 @@ def standin_settings():
 @pytest.fixture(autouse=True)
 def _fresh(standin):
     standin.clear_log()
-    standin.settings.week_alignment = "start"
+    standin.settings.week_alignment = "monday"
     standin.settings.month_alignment = "calendar"
     standin.settings.faults.script.clear()
 
@@ -55,7 +56,9 @@ def config(server, interval: str, start: date, **overrides) -> dict:
 
 def first_bucket_start(interval: str, alignment: str, start: date) -> datetime:
     """Where the bucket that holds ``start`` begins (independent of the tap's planner)."""
-    if interval == "weekly" and alignment == "monday":
+    if interval == "weekly" and alignment in ("monday", "start"):
+        # Steps from the timeframe start too: the tap starts its windows on Mondays, so the
+        # weeks Klaviyo then cuts are the calendar weeks from Monday.
         start -= timedelta(days=start.weekday())
     elif interval == "weekly" and alignment == "sunday":
         start -= timedelta(days=(start.weekday() + 1) % 7)
@@ -134,15 +137,32 @@ def test_monthly_series_are_exact_on_every_alignment_from_any_day(standin, align
 
 
 def test_a_grid_learned_mid_backfill_costs_one_call_and_is_kept_in_state(standin):
-    standin.settings.week_alignment = "monday"
-    start = date(2024, 9, 4)  # a Wednesday: the tap's first guess (steps from it) is wrong
+    standin.settings.week_alignment = "sunday"
+    start = date(2024, 9, 4)  # a Wednesday: the tap's first guess (Monday weeks) is wrong
     result = run_tap(config(standin, "weekly", start), now=NOW_UTC, select=("segment_series",))
-    buckets = assert_exact(standin, result, "weekly", datetime(2024, 9, 2))
+    buckets = assert_exact(standin, result, "weekly", datetime(2024, 9, 1))
     assert series_calls(standin) == math.ceil(buckets / 52) + 1
     assert result.final_state["bookmarks"]["segment_series"]["bucket_alignment"] == {
-        "weekly": "monday"
+        "weekly": "sunday"
     }
-    assert "follow the 'monday' alignment" in result.logs
+    assert "follow the 'sunday' alignment" in result.logs
+
+
+def test_a_fresh_weekly_backfill_on_monday_weeks_makes_the_minimum_calls(standin, logs):
+    """Issue 19: Klaviyo's weeks are Mondays, the tap's first guess, so no call learns them."""
+    assert standin.settings.week_alignment == "monday"
+    start = date(2024, 9, 4)  # a Wednesday: its week began on Monday 2024-09-02
+    result = run_tap(config(standin, "weekly", start), now=NOW_UTC, select=("segment_series",))
+    buckets = assert_exact(standin, result, "weekly", datetime(2024, 9, 2))
+    assert buckets == 117
+    assert series_calls(standin) == math.ceil(buckets / 52) == 3
+    for sid in standin.account.segment_ids()[:SEGMENTS]:
+        labels = [datetime.fromisoformat(row[0]) for row in rows_of(result, sid)]
+        assert {label.weekday() for label in labels} == {0}, "every weekly label is a Monday"
+    assert "bucket_alignment" not in result.final_state["bookmarks"]["segment_series"]
+    assert "follow the" not in result.logs
+    assert not [line for line in logs.at(logging.INFO) if "alignment" in line]
+    assert any("segment_series" in line for line in logs.at(logging.INFO)), "INFO was captured"
 
 
 @pytest.mark.parametrize(
@@ -254,7 +274,7 @@ def test_a_bucket_before_klaviyos_first_day_is_never_complete(standin):
     cfg = config(standin, "weekly", date(2023, 6, 1), end_date="2023-07-30")
     result = run_tap(cfg, state=state, now=NOW_UTC, select=("segment_series",))
     rows = rows_of(result, standin.account.segment_ids()[0])
-    assert rows[0][0][:10] == "2023-06-01"
+    assert rows[0][0][:10] == "2023-05-29", "labelled at its week's start, as Klaviyo labels it"
     assert rows[0][-1] is False
     assert rows[1][0][:10] == "2023-06-05"
     assert all(row[-1] for row in rows[1:])

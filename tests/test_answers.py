@@ -82,17 +82,26 @@ def test_a_gap_in_the_middle_is_malformed():
         check_series_answer(report(labels_of(starts)), call_for(grid, 0, 9), grid, UTC)
 
 
-def test_labels_on_calendar_weeks_teach_the_monday_grid():
+def test_labels_of_other_weeks_teach_their_grid():
     wednesday = datetime(2026, 9, 2)
-    grid = BucketGrid("weekly", wednesday)  # 7-day steps from a Wednesday
-    mondays = [wednesday] + [datetime(2026, 9, 7) + timedelta(days=7 * k) for k in range(5)]
+    grid = BucketGrid("weekly", wednesday)  # calendar weeks from Monday, the tap's first guess
+    assert grid.alignment == "monday"
+    call = call_for(grid, 0, 5)
+    assert call.start == datetime(2026, 8, 31)
+    mondays = [datetime(2026, 8, 31) + timedelta(days=7 * k) for k in range(6)]
+    answer = check_series_answer(report(labels_of(mondays)), call, grid, UTC)
+    assert answer.returned == list(range(6))
+    # Sunday weeks: the first label is the Sunday before the timeframe start.
+    sundays = [datetime(2026, 8, 30) + timedelta(days=7 * k) for k in range(6)]
     with pytest.raises(GridMismatch) as learned:
-        check_series_answer(report(labels_of(mondays)), call_for(grid, 0, 5), grid, UTC)
-    assert learned.value.alignment == "monday"
-    sundays = [wednesday] + [datetime(2026, 9, 6) + timedelta(days=7 * k) for k in range(5)]
-    with pytest.raises(GridMismatch) as learned:
-        check_series_answer(report(labels_of(sundays)), call_for(grid, 0, 5), grid, UTC)
+        check_series_answer(report(labels_of(sundays)), call, grid, UTC)
     assert learned.value.alignment == "sunday"
+    # Steps from the timeframe start show only where a window starts off Monday: at the floor.
+    floor = BucketGrid("weekly", datetime(2023, 6, 1))  # a Thursday, bucket 0 cut short
+    thursdays = [datetime(2023, 6, 1) + timedelta(days=7 * k) for k in range(4)]
+    with pytest.raises(GridMismatch) as learned:
+        check_series_answer(report(labels_of(thursdays)), call_for(floor, 0, 3), floor, UTC)
+    assert learned.value.alignment == "start"
 
 
 def test_labels_on_no_known_grid_are_malformed():

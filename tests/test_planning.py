@@ -156,8 +156,19 @@ def test_monthly_grid_is_calendar_months_from_the_month_that_holds_a_mid_month_a
     assert grid.end(0) == datetime(2024, 4, 1)
 
 
+def test_weekly_grid_is_calendar_weeks_from_monday_first():
+    # Klaviyo's recorded weekly answer was cut in calendar weeks from Monday: assumed first.
+    grid = BucketGrid("weekly", ANCHOR)  # Thursday 2023-06-01, Klaviyo's first data day
+    assert grid.alignment == "monday"
+    assert grid.natural_start(0) == datetime(2023, 5, 29)
+    assert grid.start(0) == ANCHOR
+    assert grid.truncated(0)
+    assert grid.start(1) == datetime(2023, 6, 5)
+    assert grid.index(datetime(2023, 6, 11, 23)) == 1
+
+
 def test_weekly_grid_steps_seven_days_from_the_anchor():
-    grid = BucketGrid("weekly", ANCHOR)
+    grid = BucketGrid("weekly", ANCHOR, "start")
     assert grid.start(2) == ANCHOR + timedelta(days=14)
     assert grid.index(ANCHOR + timedelta(days=13, hours=23)) == 1
 

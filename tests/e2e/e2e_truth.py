@@ -49,12 +49,18 @@ def expected_segments(account: Any) -> dict[str, dict[str, Any]]:
 
 
 def expected_series(account: Any, scenario: Scenario) -> dict[SeriesKey, dict[str, int]]:
-    """Every series bucket of the scenario's window for each active segment and interval."""
+    """Every series bucket of the scenario's window for each active segment and interval.
+
+    Weeks are calendar weeks from Monday (the stand-in's default, as Klaviyo answered); the tap
+    reads the week that holds ``start`` whole, so the weekly truth starts on its Monday.
+    """
     truth: dict[SeriesKey, dict[str, int]] = {}
+    monday = scenario.first - timedelta(days=scenario.first.weekday())
     for segment_id in active_segment_ids(account):
         for interval in INTERVALS:
+            first = monday if interval == "weekly" else scenario.first
             buckets = account.series(
-                segment_id, interval, scenario.first, scenario.truth_end, end_inclusive=False
+                segment_id, interval, first, scenario.truth_end, end_inclusive=False
             )
             for stamp, stats in buckets:
                 truth[(segment_id, interval, as_datetime(stamp))] = stats

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from klaviyo_standin import Account, TimeframeError, Window, resolve_key
-from klaviyo_standin.timeframes import check_window, custom_window
+from klaviyo_standin.timeframes import Alignment, check_window, custom_window
 
 from .conftest import NOW
 
@@ -88,6 +88,18 @@ def test_bucket_labels_and_alignment(ny):
     seg_id = ny.segment_ids()[0]
     weekly = ny.series(seg_id, "weekly", datetime(2025, 1, 15, 13), datetime(2025, 3, 1))
     assert [d for d, _ in weekly][:3] == [
+        "2025-01-13T00:00:00-05:00",
+        "2025-01-20T00:00:00-05:00",
+        "2025-01-27T00:00:00-05:00",
+    ]
+    stepped = ny.series(
+        seg_id,
+        "weekly",
+        datetime(2025, 1, 15, 13),
+        datetime(2025, 3, 1),
+        alignment=Alignment(week="start"),
+    )
+    assert [d for d, _ in stepped][:3] == [
         "2025-01-15T00:00:00-05:00",
         "2025-01-22T00:00:00-05:00",
         "2025-01-29T00:00:00-05:00",
