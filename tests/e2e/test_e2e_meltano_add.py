@@ -1,10 +1,11 @@
-"""The README's ways into another Meltano project, and settings from each of Meltano's sources.
+"""The documented ways into another Meltano project, and settings from each of Meltano's sources.
 
 A fresh Meltano project in tmp (its own system directory, so nothing of the repository's
 .meltano/ is touched) gets the tap with ``meltano add --from-ref`` (the Hub file) or
-``meltano add --custom`` (the prompts answered), as the README shows. Fractional settings then
-come from meltano.yml, from ``meltano config set`` and from the environment; what Meltano hands
-the tap (``meltano invoke --dump=config``) is what the tap's own call plan and a real sync use.
+``meltano add --custom`` (the prompts answered), as the README and docs/meltano.md show.
+Fractional settings then come from meltano.yml, from ``meltano config set`` and from the
+environment; what Meltano hands the tap (``meltano invoke --dump=config``) is what the tap's
+own call plan and a real sync use.
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def test_fractions_from_meltano_yml_config_set_and_the_environment(
 def test_custom_add_with_the_readme_answers(
     meltano_bin: Path, tmp_path: Path, about_json: dict[str, Any]
 ) -> None:
-    """`meltano add --custom` answered as the README shows gives the tap's capabilities."""
-    readme = (REPO_ROOT / "README.md").read_text()
+    """`meltano add --custom` answered as docs/meltano.md shows gives the tap's capabilities."""
+    doc = (REPO_ROOT / "docs" / "meltano.md").read_text()
     answers = {}
-    for line in readme.splitlines():
+    for line in doc.splitlines():
         if line.startswith("#   (") and ")" in line:
             prompt, _, answer = line[len("#   (") :].partition(")")
             answers[prompt] = answer.strip()
