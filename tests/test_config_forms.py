@@ -243,7 +243,7 @@ def test_every_setting_about_advertises_is_accepted():
 
 
 def test_sample_config_is_valid_and_aims_at_the_readme_stand_in():
-    """The README runs sample_config.json against `python -m klaviyo_standin --port 8765`."""
+    """docs/singer.md runs sample_config.json against `python -m klaviyo_standin --port 8765`."""
     sample = json.loads((Path(__file__).resolve().parents[1] / "sample_config.json").read_text())
     assert sample["api_url"] == "http://127.0.0.1:8765"
     assert set(sample) <= set(config_schema()["properties"])
@@ -255,5 +255,5 @@ def test_sample_config_is_valid_and_aims_at_the_readme_stand_in():
     }
     paced = ("report_calls_per_minute", "report_calls_per_second", "report_calls_per_day")
     assert {key: sample[key] for key in paced} == {key: defaults[key] for key in paced}, (
-        "the sample keeps Klaviyo's real pace (the README's run time depends on it)"
+        "the sample keeps Klaviyo's real pace (docs/singer.md's run time depends on it)"
     )

@@ -2,7 +2,10 @@
 
 The config schema in tap.py is the one source of every setting's name, type, default, label and
 description, and the tap's capabilities are what singer-sdk reports for it; both plugin files
-are checked against ``tap-klaviyo-segments --about --format=json`` so they cannot drift.
+are checked against ``tap-klaviyo-segments --about --format=json`` so they cannot drift. Their
+``commands`` are the same in both, and run programs the package installs. The documents that
+copy facts for readers (the configuration tables, the target-duckdb + duckdb pair that loads
+every row) are checked against their sources too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,22 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 HUB_FILE = REPO / "hub" / "extractors" / "tap-klaviyo-segments.yml"
+README = REPO / "README.md"
+CONFIGURATION_DOC = REPO / "docs" / "configuration.md"
+PUBLISHING_DOC = REPO / "docs" / "publishing.md"
+
+#: singer-sdk's own settings (stream maps, flattening, ACTIVATE_VERSION): documented by the SDK,
+#: so the configuration tables need not list them.
+SDK_SETTINGS = {
+    "emit_activate_version_messages",
+    "stream_maps",
+    "stream_map_config",
+    "faker_config",
+    "flattening_enabled",
+    "flattening_max_depth",
+    "flattening_max_key_length",
+    "flattening_separator",
+}
 
 #: The Meltano setting kind for each JSON schema type of the config schema. A number is a
 #: string to Meltano (see meltano.yml): `kind: decimal` breaks from the environment.
@@ -31,7 +50,7 @@ KIND = {
     "object": "object",
 }
 
-#: Hub fields not known before the project has a public home (README "Meltano Hub" lists them).
+#: Hub fields not known before the project has a public home (docs/publishing.md lists them).
 UNKNOWN_UNTIL_PUBLISHED = {"variant", "repo", "docs"}
 
 
@@ -141,41 +160,94 @@ def test_the_hub_file_has_every_hub_field():
 
 
 def test_unknown_urls_are_null_and_listed_in_one_place():
-    """Nothing invented: what is unknown is null here and listed once, in the README."""
+    """Nothing invented: what is unknown is null here and listed once, in docs/publishing.md."""
     definition = hub()
     unknown = {key for key, value in definition.items() if value is None}
     assert unknown == UNKNOWN_UNTIL_PUBLISHED
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Meltano Hub", 1)[1].split("\n## ", 1)[0]
+    doc = PUBLISHING_DOC.read_text()
+    section = doc.split("## Meltano Hub", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^- `(\w+)`", section, flags=re.MULTILINE))
     assert listed >= UNKNOWN_UNTIL_PUBLISHED, listed
 
 
-def test_the_readme_configuration_table_shows_the_schema_defaults(about):
-    """The README's defaults are copies for readers; this keeps them the schema's."""
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("## Configuration", 1)[1].split("\n\n", 2)[1]
-    properties = about["settings"]["properties"]
+def configuration_table(path: Path) -> dict[str, str]:
+    """``{key: default cell}`` of the first table of a document's "Configuration" section."""
+    text = path.read_text()
+    section = re.split(r"^#+ Configuration$", text, maxsplit=1, flags=re.MULTILINE)[1]
+    table = section[section.index("\n| key |") :].split("\n\n", 1)[0].strip()
     shown = {}
     for line in table.splitlines()[2:]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        key, default = cells[0].strip("`"), cells[2]
-        assert key in properties, f"README documents {key!r}, which the schema lacks"
-        shown[key] = default
-    own = [key for key in properties if key in shown]
-    assert set(shown) == set(own)
+        shown[cells[0].strip("`")] = cells[2]
+    return shown
+
+
+@pytest.mark.parametrize("path", [README, CONFIGURATION_DOC], ids=lambda p: p.name)
+def test_the_configuration_tables_show_the_schema_defaults(about, path):
+    """The documents' defaults are copies for readers; this keeps them the schema's."""
+    shown = configuration_table(path)
+    assert shown, f"{path.name} has no configuration table"
+    properties = about["settings"]["properties"]
     for key, default in shown.items():
+        assert key in properties, f"{path.name} documents {key!r}, which the schema lacks"
         if "default" not in properties[key]:
-            assert not default.startswith("`"), f"{key}: README shows default {default}"
+            assert not default.startswith("`"), f"{key}: {path.name} shows default {default}"
             continue
         expected = properties[key]["default"]
         if default == "all four":
             assert len(expected) == 4, key
             continue
-        assert default.startswith("`"), f"{key}: README shows {default}, schema {expected!r}"
+        assert default.startswith("`"), f"{key}: {path.name} shows {default}, schema {expected!r}"
         text = default.strip("`")
         try:
             value = json.loads(text)
         except ValueError:
             value = text
-        assert value == expected, f"{key}: README {value!r}, schema {expected!r}"
+        assert value == expected, f"{key}: {path.name} {value!r}, schema {expected!r}"
+
+
+def test_the_configuration_doc_lists_every_setting_of_the_tap(about):
+    """docs/configuration.md is where the README sends readers for every setting."""
+    own = set(about["settings"]["properties"]) - SDK_SETTINGS
+    assert set(configuration_table(CONFIGURATION_DOC)) == own
+
+
+@pytest.mark.parametrize("where", list(DEFINITIONS))
+def test_the_plan_command_runs_the_installed_plan_with_meltanos_config(where):
+    """`meltano invoke tap-klaviyo-segments:plan`: the package's plan program, fed the config
+    Meltano sets as TAP_KLAVIYO_SEGMENTS_* variables (Meltano hands a command no config file)."""
+    commands = DEFINITIONS[where]()["commands"]
+    assert set(commands) == {"plan"}
+    plan = commands["plan"]
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'{plan["executable"]} = "tap_klaviyo_segments.callplan:main"' in pyproject
+    assert plan["args"].split() == ["--config", "ENV"]
+    assert plan["description"]
+
+
+def test_the_hub_file_and_meltano_yml_define_the_same_commands():
+    assert hub()["commands"] == inline_extractor()["commands"]
+
+
+def pinned_duckdb_pair() -> str:
+    """meltano.yml's target-duckdb pip_url, which must pin both packages exactly."""
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == "target-duckdb"]
+    pip_url: str = loader["pip_url"]
+    names = [
+        re.fullmatch(r"([a-z-]+)==\d+(\.\d+)*", requirement) for requirement in pip_url.split()
+    ]
+    assert all(names), f"meltano.yml: target-duckdb pip_url {pip_url!r} is not name==version pins"
+    assert [m.group(1) for m in names if m] == ["target-duckdb", "duckdb"], pip_url
+    return pip_url
+
+
+def test_readme_and_hub_file_name_the_pinned_target_duckdb_pair():
+    """A user copies the pair from the README or the Hub page: it must be the one the tests load."""
+    pair = pinned_duckdb_pair()
+    readme = README.read_text()
+    meltano_section = readme.split("\n## Meltano\n", 1)[1].split("\n## ", 1)[0]
+    assert f"pip_url: {pair}" in meltano_section
+    assert f"`{pair}`" in meltano_section
+    usage = hub()["usage"]
+    assert f"pip_url: {pair}`" in usage

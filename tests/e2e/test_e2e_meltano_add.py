@@ -1,10 +1,11 @@
-"""The README's ways into another Meltano project, and settings from each of Meltano's sources.
+"""The documented ways into another Meltano project, and settings from each of Meltano's sources.
 
 A fresh Meltano project in tmp (its own system directory, so nothing of the repository's
 .meltano/ is touched) gets the tap with ``meltano add --from-ref`` (the Hub file) or
-``meltano add --custom`` (the prompts answered), as the README shows. Fractional settings then
-come from meltano.yml, from ``meltano config set`` and from the environment; what Meltano hands
-the tap (``meltano invoke --dump=config``) is what the tap's own call plan and a real sync use.
+``meltano add --custom`` (the prompts answered), as the README and docs/meltano.md show.
+Fractional settings then come from meltano.yml, from ``meltano config set`` and from the
+environment; what Meltano hands the tap (``meltano invoke --dump=config``) is what the tap's
+own call plan and a real sync use.
 """
 
 from __future__ import annotations
@@ -174,10 +175,10 @@ def test_fractions_from_meltano_yml_config_set_and_the_environment(
 def test_custom_add_with_the_readme_answers(
     meltano_bin: Path, tmp_path: Path, about_json: dict[str, Any]
 ) -> None:
-    """`meltano add --custom` answered as the README shows gives the tap's capabilities."""
-    readme = (REPO_ROOT / "README.md").read_text()
+    """`meltano add --custom` answered as docs/meltano.md shows gives the tap's capabilities."""
+    doc = (REPO_ROOT / "docs" / "meltano.md").read_text()
     answers = {}
-    for line in readme.splitlines():
+    for line in doc.splitlines():
         if line.startswith("#   (") and ")" in line:
             prompt, _, answer = line[len("#   (") :].partition(")")
             answers[prompt] = answer.strip()
@@ -198,3 +199,40 @@ def test_custom_add_with_the_readme_answers(
         assert setting["name"] in properties, setting
     (key,) = [s for s in added["settings"] if s["name"] == "api_key"]
     assert key.get("sensitive") is True
+
+
+def test_the_plan_command_plans_with_meltanos_config(
+    from_ref: Project, standin: StandinServer, tmp_path: Path
+) -> None:
+    """`meltano invoke tap-klaviyo-segments:plan`, the Hub file's command, plans with the config
+    Meltano gives the tap (meltano.yml, `meltano config set` and the environment), without a
+    report call: the same plan as the plan program run on the config file Meltano writes."""
+    from_ref.run("config", "set", TAP, "start_date", "2025-10-01")
+    from_ref.run("config", "set", TAP, "series_intervals", '["daily", "weekly"]')
+    env = {
+        "TAP_KLAVIYO_SEGMENTS_API_URL": standin.url,
+        "TAP_KLAVIYO_SEGMENTS_API_KEY": standin.settings.api_key,
+        "TAP_KLAVIYO_SEGMENTS_END_DATE": "2026-03-01",
+    }
+    standin.clear_log()
+    proc = from_ref.run("invoke", f"{TAP}:plan", "--format", "json", env=env)
+    via_meltano = json.loads(proc.stdout)
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(from_ref.dumped_config(env)))
+    plan_bin = Path(sys.executable).parent / "tap-klaviyo-segments-plan"
+    direct = subprocess.run(
+        [str(plan_bin), "--config", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = json.loads(direct.stdout)
+    assert via_meltano["streams"] == expected["streams"]
+    assert via_meltano["pace"] == expected["pace"]
+    assert via_meltano["report_calls"] == expected["report_calls"] > 0
+    intervals = via_meltano["streams"]["segment_series"]["intervals"]
+    assert [p["interval"] for p in intervals] == ["daily", "weekly"]
+    assert intervals[0]["calls"][0]["start"].startswith("2025-10-01")
+    assert standin.report_calls() == [], "the plan made a report call"
