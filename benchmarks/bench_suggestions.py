@@ -32,8 +32,8 @@ from harness import Standin, series_catalog, tap_config, write_json
 from singer_sdk.helpers._state import StateWriter
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
-from tap_klaviyo_segments.singer_output import SingerWriter
 from tap_klaviyo_segments.series import SegmentSeriesStream
+from tap_klaviyo_segments.singer_output import SingerWriter
 from tap_klaviyo_segments.tap import TapKlaviyoSegments
 
 END_DAY = date(2026, 11, 27)

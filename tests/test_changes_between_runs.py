@@ -72,19 +72,21 @@ def config(server: StandinServer, **overrides: Any) -> dict[str, Any]:
 
 
 def test_a_tap_clock_ahead_of_klaviyos_never_writes_a_partial_bucket_as_complete(server):
-    """The tap's clock says 00:05 on the 28th; Klaviyo's (its Date header) says 23:55 on the 27th."""
+    """The tap's clock says 00:05 on the 28th; Klaviyo's (its Date header) 23:55 on the 27th."""
     cfg = config(server)
     first = run_tap(cfg, now=utc(LATE_EVENING + timedelta(minutes=10)))
     rows = first.records["segment_series"]
     late = [r for r in rows if r["date_time"].startswith(("2026-11-27T00", "2026-11-27T23"))]
     day_27 = [r for r in rows if r["interval"] == "daily" and r["bucket_date"] == "2026-11-27"]
     hour_23 = [r for r in late if r["interval"] == "hourly" and "T23:" in r["date_time"]]
-    assert day_27 and hour_23
+    assert day_27
+    assert hour_23
     assert not any(r["is_complete"] for r in day_27 + hour_23), "not ended on Klaviyo's clock"
     assert_complete_rows_true(server, rows)
     assert {r["as_of_date"] for r in first.records["segment_values"]} == {"2026-11-27"}
     skew = [line for line in first.logs.splitlines() if "Klaviyo's clock" in line]
-    assert len(skew) == 1 and "-600 s" in skew[0], skew
+    assert len(skew) == 1, skew
+    assert "-600 s" in skew[0]
     # The next run, when both clocks have passed midnight: the day is read again, complete.
     server.settings.now = LATE_EVENING + timedelta(minutes=20)
     second = run_tap(cfg, state=first.final_state, now=utc(LATE_EVENING + timedelta(minutes=20)))
@@ -118,11 +120,13 @@ def test_a_timezone_change_stops_before_any_row_with_the_steps(server):
     assert isinstance(result.error, StateMismatchError)
     message = str(result.error)
     assert "account_timezone changed from UTC to Europe/Berlin" in message
-    assert "meltano state clear" in message and "segment_series table" in message
+    assert "meltano state clear" in message
+    assert "segment_series table" in message
     assert "segment_series" not in result.records
     assert calls(server, SERIES) == 0, "the stop comes before any report call"
-    assert result.states[-1]["bookmarks"]["segment_series"]["partitions"] == (
-        first.final_state["bookmarks"]["segment_series"]["partitions"]
+    assert (
+        result.states[-1]["bookmarks"]["segment_series"]["partitions"]
+        == (first.final_state["bookmarks"]["segment_series"]["partitions"])
     )
 
 

@@ -46,6 +46,8 @@ nets = st.integers(-(10**9), 10**9)
 
 def count_of(name):
     return nets if name == "net_members_changed" else counts
+
+
 statistics = st.lists(st.sampled_from(STATISTICS), min_size=1, max_size=4, unique=True)
 zones = st.sampled_from(sorted(available_timezones() - {"Factory", "localtime"}))
 json_values = st.recursive(

@@ -220,7 +220,7 @@ def test_the_plan_command_runs_the_installed_plan_with_meltanos_config(where):
     assert set(commands) == {"plan"}
     plan = commands["plan"]
     pyproject = (REPO / "pyproject.toml").read_text()
-    assert f'{plan["executable"]} = "tap_klaviyo_segments.callplan:main"' in pyproject
+    assert f'{plan["executable"]} = "tap_klaviyo_segments.tap:plan_main"' in pyproject
     assert plan["args"].split() == ["--config", "ENV"]
     assert plan["description"]
 
