@@ -154,6 +154,12 @@ class SegmentSeriesStream(BookmarksByAnswer, KlaviyoReportStream[ReportCall, Win
     def get_records(self, context: Context | None) -> Iterator[dict[str, Any]]:
         """Check the config against STATE's, then the report loop (client.py)."""
         self.run.reconcile_series_config()
+        self.logger.info(
+            "segment_series reads %s: %d report calls planned for %d segments",
+            self.resume_note(),
+            len(self.plan_calls()),
+            len(self.run.segment_ids()),
+        )
         yield from super().get_records(context)
 
     # One call ---------------------------------------------------------------------------------

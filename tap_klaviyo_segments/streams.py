@@ -15,6 +15,7 @@ from singer_sdk.helpers.types import Context
 from singer_sdk.pagination import BaseHATEOASPaginator
 from typing_extensions import override
 
+from tap_klaviyo_segments.cli import one_failure_line
 from tap_klaviyo_segments.client import KlaviyoStream
 from tap_klaviyo_segments.errors import (
     ListingThrottledError,
@@ -168,6 +169,9 @@ class SegmentsStream(KlaviyoStream):
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         """Every segment once; a long throttle ends the listing cleanly with what was read."""
+        if self.ABORT_AT_RECORD_COUNT is not None:  # singer-sdk's dry run: ``--test``
+            yield from self._connection_test()
+            return
         try:
             yield from super().get_records(context)
         except (ListingThrottledError, ThrottledError) as exc:
@@ -188,6 +192,27 @@ class SegmentsStream(KlaviyoStream):
         self._emitted.add(row["id"])
         attributes = row.get("attributes") or {}
         return {"id": row["id"], **{name: attributes.get(name) for name in SEGMENT_FIELDS}}
+
+    def _connection_test(self) -> Iterator[dict[str, Any]]:
+        """``--test``: the key, its scope and the API, answered by the listing alone.
+
+        singer-sdk's test syncs a record of every stream; the report streams make no call in a
+        dry run (two of the day's report calls, 30 s apart, for nothing the listing does not
+        show). One segment is emitted, so a test that looks for a RECORD (Meltano's) sees one.
+        """
+        with one_failure_line(self.logger):  # click runs --test before the tap's invoke
+            rows = list(self.request_records(None))
+        active = sum(1 for row in rows if (row.get("attributes") or {}).get("is_active"))
+        self.logger.info(
+            "Connection test passed: %s accepted the api_key with the segments:read scope and "
+            "lists %d segments (%d active); no report call was made",
+            self.settings.api_url,
+            len(rows),
+            active,
+        )
+        first = self.post_process(rows[0]) if rows else None
+        if first is not None:
+            yield first
 
     def list_segments(self) -> dict[str, bool]:
         """Every segment of the account (id -> is_active), without emitting any record.

@@ -170,26 +170,6 @@ class TapKlaviyoSegments(TapSeams):
         return interrupted(signum, self.logger)
 
     @override
-    def run_connection_test(self) -> bool:
-        """``--test``: the key, its scope and the API, with ``GET /api/segments`` only.
-
-        singer-sdk's test syncs a record of every stream, which would spend two of the day's
-        report calls (and wait 30 s between them); the listing answers the same questions.
-        """
-        segments = self.streams[SegmentsStream.name]
-        assert isinstance(segments, SegmentsStream)
-        with one_failure_line(self.logger):
-            listing = segments.list_segments()
-        self.logger.info(
-            "Connection test passed: %s accepted the api_key with the segments:read scope and "
-            "lists %d segments (%d active); no report call was made",
-            self.settings.api_url,
-            len(listing),
-            sum(listing.values()),
-        )
-        return True
-
-    @override
     def discover_streams(self) -> list[Stream]:
         """Segments first; values before series, so a backfill never starves today's values."""
         run = lambda: self.report_run  # noqa: E731 - built on first use, after config and state
