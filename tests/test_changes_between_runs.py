@@ -8,12 +8,12 @@ is needed.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from klaviyo_standin import StandinServer, StandinSettings
+from klaviyo_standin import LeaveOut, StandinServer, StandinSettings
 from tap_klaviyo_segments.errors import StateMismatchError
 from tap_klaviyo_segments.settings import STATISTICS
 from tests.tap_runner import base_config, run_tap
@@ -193,3 +193,159 @@ def test_a_spent_budget_ends_with_state_after_every_schema(server):
     result = run_tap(cfg, now=utc(LATE_EVENING))
     assert result.messages[-1]["type"] == "STATE"
     assert calls(server, SERIES) + calls(server, VALUES) == 0
+
+
+# ----- with the stand-in's switches for issue 17 ----------------------------------------------
+
+BACKFILL_START = "2026-06-01"  # 180 days before LATE_EVENING: 3 daily windows
+
+
+def daily_backfill(server: StandinServer, **overrides: Any) -> dict[str, Any]:
+    return config(
+        server, series_intervals=["daily"], start_date=BACKFILL_START, lookback_days=2, **overrides
+    )
+
+
+def assert_union_exact(server: StandinServer, results: list[Any], ids: list[str]) -> None:
+    union: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for result in results:
+        union.update(rows_by_key(result.records.get("segment_series", [])))
+    start = datetime.fromisoformat(BACKFILL_START)
+    for sid in ids:
+        days = truth(server, sid, "daily", start, server.account.now_local())
+        got = {k[2]: v for k, v in union.items() if k[0] == sid}
+        assert set(got) == set(days), f"{sid}: {len(set(days) - set(got))} days missing"
+        for stamp, stats in days.items():
+            assert {k: got[stamp][k] for k in STATISTICS} == stats, (sid, stamp)
+
+
+def test_a_segment_left_out_of_one_window_is_asked_again_in_the_same_run(server):
+    sid = server.account.segment_ids()[0]
+    server.settings.leave_out.append(LeaveOut(segment_ids=[sid], call=1, times=1))
+    cfg = daily_backfill(server)
+    result = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    assert_union_exact(server, [result], cfg["segment_ids"])
+    assert calls(server, SERIES) == 4, "3 windows, and the first again for the left-out segment"
+    assert "asking for them again" in result.logs
+
+
+def test_a_segment_left_out_for_good_keeps_its_bookmark_before_that_window(server):
+    sid = server.account.segment_ids()[0]
+    server.settings.leave_out.append(LeaveOut(segment_ids=[sid], window_start=date(2026, 6, 1)))
+    cfg = daily_backfill(server)
+    first = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    assert sid not in {r["segment_id"] for r in first.records["segment_series"]}
+    assert "their bookmarks stay before it, so the next run asks again" in first.logs
+    kept = {
+        p["context"]["segment_id"]: p.get("replication_key_value")
+        for p in first.final_state["bookmarks"]["segment_series"]["partitions"]
+    }
+    assert kept.get(sid) is None, "never moved past the window it was left out of"
+    server.settings.leave_out.clear()
+    second = run_tap(
+        cfg, state=first.final_state, now=utc(LATE_EVENING), select=("segment_series",)
+    )
+    assert_union_exact(server, [first, second], cfg["segment_ids"])
+
+
+def test_a_later_data_floor_is_learned_and_kept(server):
+    server.settings.data_floor = date(2023, 6, 21)
+    cfg = config(server, series_intervals=["daily", "weekly"], start_date="2023-06-01")
+    cfg.update(end_date="2023-09-30", segment_ids=server.account.segment_ids()[:1])
+    first = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    floor_lines = [x for x in first.logs.splitlines() if "no segment data before 2023-06-21" in x]
+    assert len(floor_lines) == 1, floor_lines
+    assert first.final_state["bookmarks"]["segment_series"]["data_floor"] == "2023-06-21"
+    rows = first.records["segment_series"]
+    daily = sorted(r["bucket_date"] for r in rows if r["interval"] == "daily")
+    assert daily[0] == "2023-06-21"
+    assert daily[-1] == "2023-09-30"
+    first_week = min((r for r in rows if r["interval"] == "weekly"), key=lambda r: r["date_time"])
+    assert first_week["is_complete"] is False, "the week holding the floor is read cut short"
+    assert all(r["is_complete"] for r in rows if r["interval"] == "daily")
+    refusals = [e for e in server.log if e.status == 400]
+    assert len(refusals) == 1, "learned once, then kept: the daily plan never asks again"
+    server.clear_log()
+    again = run_tap(cfg, state=first.final_state, now=utc(LATE_EVENING), select=("segment_series",))
+    assert [e for e in server.log if e.status == 400] == []
+    assert again.error is None
+
+
+@pytest.fixture
+def big_server():
+    settings = StandinSettings(
+        segment_count=130, seed=17, now=LATE_EVENING, rate_limits_enabled=False
+    )
+    with StandinServer(settings) as srv:
+        yield srv
+
+
+def test_a_data_floor_is_not_a_refusal_of_whole_account_calls(big_server):
+    big_server.settings.data_floor = date(2023, 6, 21)
+    ids = [s["id"] for s in big_server.account.segments() if s["is_active"]]
+    cfg = config(big_server, series_intervals=["daily"], start_date="2023-06-01")
+    cfg.update(end_date="2023-07-31", segment_ids=ids)
+    result = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    assert "whole_account_calls" not in result.final_state["bookmarks"]["segment_series"]
+    series = [e for e in big_server.log if e.path.endswith(SERIES)]
+    assert [e.status for e in series] == [400, 200], "the floor's 400, then one call"
+    assert all("filter" not in e.body["data"]["attributes"] for e in series), "whole account"
+
+
+def test_an_unknown_id_costs_no_fallback_call_after_the_first_run(big_server):
+    ids = [s["id"] for s in big_server.account.segments() if s["is_active"]]
+    cfg = config(big_server, series_intervals=["daily"], segment_ids=[*ids, "Zzz999"])
+    first = run_tap(cfg, now=utc(LATE_EVENING))
+    assert first.final_state["unknown_segments"] == ["Zzz999"]
+    big_server.clear_log()
+    second = run_tap(cfg, state=first.final_state, now=utc(LATE_EVENING))
+    assert calls(big_server, SERIES) == 1
+    assert calls(big_server, VALUES) == 1
+    assert "Zzz999" not in second.logs.replace("unknown_segments", "")
+
+
+def test_a_segment_deleted_in_klaviyo_drops_its_bookmarks(server):
+    cfg = daily_backfill(server)
+    del cfg["segment_ids"]
+    first = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    gone = server.account.segment_ids()[0]
+    assert gone in {
+        p["context"]["segment_id"]
+        for p in first.final_state["bookmarks"]["segment_series"]["partitions"]
+    }
+    server.settings.deleted_segment_ids.append(gone)
+    second = run_tap(
+        cfg, state=first.final_state, now=utc(LATE_EVENING), select=("segment_series",)
+    )
+    assert f"no longer lists (deleted): {gone}" in second.logs
+    kept = second.final_state["bookmarks"]["segment_series"]["partitions"]
+    assert gone not in {p["context"]["segment_id"] for p in kept}
+
+
+def test_a_timezone_change_in_klaviyo_is_refused_then_followed_after_the_steps(server):
+    """The owner changes the account's zone: the tap refuses the answers, the user follows."""
+    cfg = config(server, series_intervals=["daily"])
+    first = run_tap(cfg, now=utc(LATE_EVENING), select=("segment_series",))
+    server.settings.timezone = "Europe/Berlin"
+    refused = run_tap(
+        cfg,
+        state=first.final_state,
+        now=utc(LATE_EVENING),
+        select=("segment_series",),
+        allow_error=True,
+    )
+    assert "account_timezone" in str(refused.error)
+    moved = config(server, series_intervals=["daily"], account_timezone="Europe/Berlin")
+    stopped = run_tap(
+        moved,
+        state=first.final_state,
+        now=utc(LATE_EVENING),
+        select=("segment_series",),
+        allow_error=True,
+    )
+    assert isinstance(stopped.error, StateMismatchError)
+    assert "segment_series" not in stopped.records
+    fresh = run_tap(moved, now=utc(LATE_EVENING), select=("segment_series",))  # state cleared
+    pairs = [(r["segment_id"], r["bucket_date"]) for r in fresh.records["segment_series"]]
+    assert len(pairs) == len(set(pairs)), "one row per segment and day"
+    assert all(r["date_time"].endswith("+01:00") for r in fresh.records["segment_series"])
