@@ -118,7 +118,7 @@ def test_meltano_run_target_postgres(
     rows = loaded["rows"]
     assert len(rows["segment_series"]) == len(series_truth)
     assert_series_match(rows["segment_series"], series_truth, recent)
-    assert_values_match(rows["segment_values"], values_truth)
+    assert_values_match(rows["segment_values"], values_truth, standin.account.now_local().date())
     assert_segments_match(rows["segments"], segments_truth)
 
     state = project.state("dev:tap-klaviyo-segments-to-target-postgres")
@@ -130,7 +130,7 @@ def test_meltano_run_target_postgres(
     rows = read_postgres(plugin_bins["postgres-python"], postgres, "recent")["rows"]
     assert len(rows["segment_series"]) == len(series_truth), "upserted, not appended"
     assert_series_match(rows["segment_series"], series_truth, recent)
-    assert_values_match(rows["segment_values"], values_truth)
+    assert_values_match(rows["segment_values"], values_truth, standin.account.now_local().date())
     assert len(rows["segments"]) == len(segments_truth)
 
 
