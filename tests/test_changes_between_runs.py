@@ -51,12 +51,16 @@ def assert_complete_rows_true(server: StandinServer, rows: list[dict[str, Any]])
         assert {k: row[k] for k in STATISTICS} == stats, row
 
 
+def account_of(segment_count: int):
+    settings = StandinSettings(
+        segment_count=segment_count, seed=17, now=LATE_EVENING, rate_limits_enabled=False
+    )
+    return StandinServer(settings)
+
+
 @pytest.fixture
 def server():
-    settings = StandinSettings(
-        segment_count=3, seed=17, now=LATE_EVENING, rate_limits_enabled=False
-    )
-    with StandinServer(settings) as srv:
+    with account_of(3) as srv:
         yield srv
 
 
@@ -273,10 +277,8 @@ def test_a_later_data_floor_is_learned_and_kept(server):
 
 @pytest.fixture
 def big_server():
-    settings = StandinSettings(
-        segment_count=130, seed=17, now=LATE_EVENING, rate_limits_enabled=False
-    )
-    with StandinServer(settings) as srv:
+    """More than 100 active segments: reports for the whole account."""
+    with account_of(130) as srv:
         yield srv
 
 
