@@ -28,6 +28,7 @@ from tap_klaviyo_segments.callplan import (
 from tap_klaviyo_segments.errors import KlaviyoAPIError
 from tap_klaviyo_segments.planning import MAX_IDS_PER_CALL
 from tap_klaviyo_segments.redaction import redact
+from tap_klaviyo_segments.state_checks import StateError, singer_state
 
 #: How many windows the text output lists per interval before eliding the middle.
 _WINDOWS_SHOWN = 6
@@ -215,7 +216,7 @@ def _tap(args: argparse.Namespace, make_tap: TapFactory) -> PlannedTap:
     try:
         tap = make_tap(
             config=config,
-            state=singer_state(_read_json(args.state), args.state),
+            state=_state(args.state),
             catalog=_read_json(args.catalog),
             parse_env_config="ENV" in args.config,
             validate_config=True,
@@ -229,25 +230,11 @@ def _tap(args: argparse.Namespace, make_tap: TapFactory) -> PlannedTap:
     return tap
 
 
-def singer_state(loaded: dict[str, Any] | None, path: Path | None) -> dict[str, Any] | None:
-    """The tap's STATE inside any state file a user has: bare, or wrapped by Meltano.
-
-    Meltano keeps ``{"singer_state": {...}}`` (and ``meltano state get`` prints that); a file
-    that holds neither bookmarks nor such a wrapper is not a state this plan can use.
-    """
-    if loaded is None:
-        return None
-    if "singer_state" in loaded:
-        inner = loaded["singer_state"]
-        if not isinstance(inner, dict):
-            raise PlanInputError(f"{path}: its singer_state is not an object")
-        loaded = inner
-    if loaded and not ({"bookmarks", "report_calls"} & loaded.keys()):
-        raise PlanInputError(
-            f"{path} holds no bookmarks (keys: {', '.join(sorted(loaded))[:80]}): pass the STATE "
-            "the tap wrote, or `meltano state get <state id>` output"
-        )
-    return loaded
+def _state(path: Path | None) -> dict[str, Any] | None:
+    try:
+        return singer_state(_read_json(path), str(path))
+    except StateError as exc:
+        raise PlanInputError(str(exc)) from None
 
 
 def _read_json(path: Path | None) -> dict[str, Any] | None:

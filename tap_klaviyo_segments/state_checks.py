@@ -35,6 +35,27 @@ class StateError(ValueError):
     """A STATE the tap cannot use at all (not an object): the run stops before any request."""
 
 
+def singer_state(loaded: dict[str, Any] | None, source: str) -> dict[str, Any] | None:
+    """The tap's STATE inside any state file a user has: bare, or wrapped by Meltano.
+
+    Meltano keeps ``{"singer_state": {...}}`` (and ``meltano state get`` prints that); a file
+    that holds neither bookmarks nor such a wrapper is not a state this plan can use.
+    """
+    if loaded is None:
+        return None
+    if "singer_state" in loaded:
+        inner = loaded["singer_state"]
+        if not isinstance(inner, dict):
+            raise StateError(f"{source}: its singer_state is not an object")
+        loaded = inner
+    if loaded and not ({"bookmarks", "report_calls"} & loaded.keys()):
+        raise StateError(
+            f"{source} holds no bookmarks (keys: {', '.join(sorted(loaded))[:80]}): pass the STATE "
+            "the tap wrote, or `meltano state get <state id>` output"
+        )
+    return loaded
+
+
 def read_moment(raw: Any) -> datetime | None:
     """An ISO 8601 date-time as stored in a bookmark, or None if it is not one."""
     if not isinstance(raw, str):

@@ -238,3 +238,56 @@ def test_several_config_files_are_merged_later_ones_winning(standin, tmp_path, c
     printed = json.loads(capsys.readouterr().out)
     intervals = [i["interval"] for i in printed["streams"]["segment_series"]["intervals"]]
     assert intervals == ["weekly"]
+
+
+def test_the_plan_from_meltanos_state_equals_the_plan_from_the_bare_state(
+    standin, tmp_path, capsys
+):
+    config = base_config(standin.url, segment_ids=standin.account.segment_ids()[:3])
+    config.update(start_date="2026-09-01", report_calls_per_day=225)
+    state = run_tap(config, now=NOW_UTC).final_state
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "bare.json").write_text(json.dumps(state))
+    (tmp_path / "meltano.json").write_text(json.dumps({"singer_state": state}))
+    plans = {}
+    for name in ("bare", "meltano"):
+        capsys.readouterr()
+        args = [
+            "--config",
+            str(tmp_path / "config.json"),
+            "--state",
+            str(tmp_path / f"{name}.json"),
+        ]
+        assert main([*args, "--format", "json"]) == 0
+        plans[name] = json.loads(capsys.readouterr().out)
+    for plan in plans.values():
+        plan.pop("now"), plan.pop("finish_at")
+    assert plans["meltano"] == plans["bare"]
+    assert plans["bare"]["segments"] == 3
+    series = plans["bare"]["streams"]["segment_series"]["intervals"][0]
+    assert series["segments_never_synced"] == 0, "the bookmarks were read"
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ({"singer_state": [1]}, "singer_state is not an object"),
+        ({"completed": {"x": 1}}, "holds no bookmarks"),
+    ],
+)
+def test_a_state_file_the_plan_cannot_use_is_one_line(tmp_path, state, words):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(base_config("http://127.0.0.1:9", segment_ids=["abc"])))
+    state_path = tmp_path / "state.json"
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(SystemExit, match=words) as raised:
+        main(["--config", str(config_path), "--state", str(state_path)])
+    assert "\n" not in str(raised.value.code)
+
+
+def test_a_masked_key_is_one_line(tmp_path):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(base_config("http://127.0.0.1:9", api_key="*****")))
+    with pytest.raises(SystemExit, match="api_key is masked") as raised:
+        main(["--config", str(config_path)])
+    assert "\n" not in str(raised.value.code)
