@@ -338,8 +338,8 @@ SETTINGS: tuple[Setting, ...] = (
         "statistics",
         "array",
         "Statistics",
-        "Statistics to extract (total_members, members_added, members_removed, "
-        "net_members_changed).",
+        "Kept for old configs: every statistic is always read (it costs nothing), so a row "
+        "never holds null for a loaded value.",
         checks.choice_list,
         default=STATISTICS,
         choices=STATISTICS,
