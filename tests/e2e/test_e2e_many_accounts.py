@@ -116,7 +116,11 @@ def assert_accounts_apart(
             for table, rows in tables.items()
         }
         assert_series_match(mine["segment_series"], expected_series(server.account, recent), recent)
-        assert_values_match(mine["segment_values"], expected_values(server.account))
+        assert_values_match(
+            mine["segment_values"],
+            expected_values(server.account),
+            server.account.now_local().date(),
+        )
         assert_segments_match(mine["segments"], expected_segments(server.account))
     for server in standins.values():
         assert server.report_calls(), "each account's extractor called its own stand-in"
