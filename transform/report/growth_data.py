@@ -40,12 +40,12 @@ class Warehouse:
 
     def __init__(self, *, duckdb_path: str | None = None, postgres_dsn: str | None = None) -> None:
         if duckdb_path is not None:
-            import duckdb  # noqa: PLC0415 - only the warehouse in use needs its driver
+            import duckdb
 
             self.name = duckdb_path
             self._connection: Any = duckdb.connect(duckdb_path, read_only=True)
         else:
-            import psycopg2  # noqa: PLC0415
+            import psycopg2
 
             self._connection = psycopg2.connect(postgres_dsn or "")
             self.name = "PostgreSQL database " + self._connection.info.dbname
@@ -162,7 +162,7 @@ def read_growth(warehouse: Warehouse, schema: str, *, days: int | None = None) -
     daily_filter = ""
     if days is not None:
         daily_filter = (
-            f'where day > (select max(day) from "{schema}".segment_growth_daily) - {int(days)}'
+            f'where day > (select max(day) from "{schema}".segment_growth_daily) - {int(days)}'  # noqa: S608
         )
 
     def table(model: str, where: str, order: str) -> list[dict[str, Any]]:

@@ -17,13 +17,12 @@ import sys
 from collections import defaultdict
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from growth_data import GrowthData, ModelsMissingError, Mover, Warehouse, read_growth  # noqa: E402
+from growth_data import GrowthData, ModelsMissingError, Mover, Warehouse, read_growth
 
 #: Added and removed are drawn in these colors everywhere on the page.
 ADDED = "#2a9d8f"
@@ -72,7 +71,7 @@ def figure_html(figure: go.Figure, div_id: str, *, first: bool) -> str:
     return pio.to_html(
         figure,
         full_html=False,
-        include_plotlyjs=True if first else False,
+        include_plotlyjs=first,
         div_id=div_id,
         config={"displaylogo": False, "responsive": True},
     )
@@ -151,9 +150,7 @@ def movers_figure(data: GrowthData) -> go.Figure:
             x=[m.pct_change_30d * 100 for m in movers if m.pct_change_30d is not None],
             y=[m.label for m in movers],
             orientation="h",
-            marker_color=[
-                REMOVED if (m.pct_change_30d or 0) < 0 else ADDED for m in movers
-            ],
+            marker_color=[REMOVED if (m.pct_change_30d or 0) < 0 else ADDED for m in movers],
             name="30-day change",
         )
     )
@@ -176,7 +173,9 @@ def movers_table(movers: list[Mover], days: int) -> str:
             else (mover.change_30d, mover.pct_change_30d)
         )
         added, removed = (
-            (mover.added_7d, mover.removed_7d) if days == 7 else (mover.added_30d, mover.removed_30d)
+            (mover.added_7d, mover.removed_7d)
+            if days == 7
+            else (mover.added_30d, mover.removed_30d)
         )
         rows.append(
             f"<tr><td>{html.escape(mover.label)}</td><td>{fmt_int(mover.total_members)}</td>"
@@ -211,7 +210,8 @@ def alerts_table(data: GrowthData, limit: int = 100) -> str:
     )
     return (
         '<table id="alerts"><thead><tr><th>day</th><th class="text">segment</th><th>members</th>'
-        f'<th>net</th><th class="text">kind</th><th class="text">reason</th></tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+        '<th>net</th><th class="text">kind</th><th class="text">reason</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>{more}"
     )
 
 
