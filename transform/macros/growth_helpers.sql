@@ -43,3 +43,45 @@
   {#- An interval of `days` days, for RANGE window frames. -#}
   {{- "interval '" ~ days ~ " days'" -}}
 {% endmacro %}
+
+{% macro growth_incremental_scope(day_column='day') %}
+  {#- What an incremental run of a per-day model recomputes, read from the model itself at
+      execution: `first_day`, the lookback (var growth_lookback_days) before the newest day it
+      holds, as 'YYYY-MM-DD' (none when it is empty), and `new_segment_ids`, ids of the
+      segments table not in it yet (all their days are new). -#}
+  {%- set lookback = var('growth_lookback_days') | int -%}
+  {%- set newest = run_query(
+      "select cast(max(" ~ day_column ~ ") - " ~ lookback ~ " as varchar) from " ~ this
+  ) -%}
+  {%- set first_day = newest.columns[0].values()[0] -%}
+  {%- set new_ids = run_query(
+      "select distinct seg.id from " ~ source('klaviyo', 'segments') ~ " as seg "
+      ~ "where not exists (select 1 from " ~ this ~ " as t where t.segment_id = seg.id"
+      ~ same_account('t', 'seg') ~ ")"
+  ) -%}
+  {{ return({'first_day': first_day, 'new_segment_ids': new_ids.columns[0].values() | list}) }}
+{% endmacro %}
+
+{% macro growth_in_scope(scope, day_column='day', context_days=0, utc_column=none) %}
+  {#- A predicate: the row is one an incremental run recomputes (its day is at most
+      context_days before scope.first_day, or its segment is new). Filtering by day and
+      segment id alone takes every account's rows of a (segment_id, day) together, so
+      delete+insert on (segment_id, day) replaces exactly the recomputed rows. utc_column (the
+      bucket's UTC start, as loaded) adds a looser bound the database can apply while scanning
+      (the local day is at most 14 hours off the UTC one), so the old rows are never decoded. -#}
+  (
+    {%- if scope.first_day is none %} true
+    {%- else %} {{ day_column }} >= cast('{{ scope.first_day }}' as date) - {{ context_days }}
+      {%- if utc_column and not scope.new_segment_ids %}
+        and {{ utc_column }} >= cast('{{ scope.first_day }}' as timestamp) - interval '{{ context_days + 2 }} days'
+      {%- endif %}
+    {%- endif %}
+    {%- if scope.new_segment_ids %}
+    or segment_id in (
+      {%- for segment_id in scope.new_segment_ids -%}
+        '{{ segment_id | replace("'", "''") }}'{{ ', ' if not loop.last }}
+      {%- endfor -%}
+    )
+    {%- endif %}
+  )
+{% endmacro %}

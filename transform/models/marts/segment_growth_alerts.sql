@@ -2,45 +2,10 @@
     with the reason in words:
     * unusual change: more than alert_stddev_k standard deviations from the mean net change of
       the 28 days before (given at least alert_min_history_days of them, and some variation);
-    * sharp drop: a loss of more than alert_drop_share of the day before's total. -#}
-{%- set k = var('alert_stddev_k') %}
-{%- set min_days = var('alert_min_history_days') | int %}
-{%- set drop_share = var('alert_drop_share') %}
-
-with daily as (
-    select * from {{ ref('segment_growth_daily') }} where is_complete
-),
-
-history as (
-    select
-        daily.*,
-        count(net_members_changed) over previous_28_days as history_days,
-        avg(cast(net_members_changed as {{ growth_double() }})) over previous_28_days as mean_28d,
-        stddev_samp(cast(net_members_changed as {{ growth_double() }})) over previous_28_days as stddev_28d,
-        lag(total_members) over (
-            partition by {{ account_column() }} segment_id order by day
-        ) as previous_total,
-        lag(day) over (partition by {{ account_column() }} segment_id order by day) as previous_day
-    from daily
-    window previous_28_days as (
-        partition by {{ account_column() }} segment_id
-        order by day
-        range between {{ days_interval(28) }} preceding and {{ days_interval(1) }} preceding
-    )
-),
-
-flagged as (
-    select
-        *,
-        history_days >= {{ min_days }}
-            and stddev_28d > 0
-            and abs(net_members_changed - mean_28d) > {{ k }} * stddev_28d as is_unusual,
-        previous_day = day - 1
-            and previous_total > 0
-            and net_members_changed < 0
-            and -net_members_changed > {{ drop_share }} * previous_total as is_sharp_drop
-    from history
-)
+    * sharp drop: a loss of more than alert_drop_share of the day before's total.
+    A view over int_segment_growth_checks, which computes the figures incrementally: so a daily
+    run recomputes only the new and revised days, and an alert that a revision undoes goes. -#}
+{{ config(materialized='view') }}
 
 select
     {{ account_column() }}
@@ -51,10 +16,7 @@ select
     net_members_changed,
     round(cast(mean_28d as numeric), 1) as mean_net_28d,
     round(cast(stddev_28d as numeric), 1) as stddev_net_28d,
-    case
-        when is_sharp_drop then 'sharp_drop'
-        else 'unusual_change'
-    end as alert_kind,
+    case when is_sharp_drop then 'sharp_drop' else 'unusual_change' end as alert_kind,
     concat_ws(
         '; ',
         case when is_sharp_drop then
@@ -69,5 +31,5 @@ select
             || cast(round(cast(mean_28d as numeric), 1) as varchar)
         end
     ) as reason
-from flagged
+from {{ ref('int_segment_growth_checks') }}
 where is_unusual or is_sharp_drop

@@ -2,9 +2,8 @@
 
     Incremental: a run recomputes the days from `growth_lookback_days` before the newest
     modelled day on (Klaviyo revises recent buckets and the tap re-reads them), plus every day
-    of a segment id not modelled yet; it reads 30 more days of context for the 7- and 28-day
-    columns. The batch holds every account's rows of each (segment_id, day) it touches, so
-    delete+insert on (segment_id, day) replaces exactly them. A full refresh gives the same rows.
+    of a segment not modelled yet, reading 30 more days for the 7- and 28-day columns; so a
+    daily run touches only new and revised days. A full refresh gives the same rows (tested).
 -#}
 {{
     config(
@@ -14,9 +13,13 @@
     )
 }}
 
-{%- set lookback = var('growth_lookback_days') | int %}
+{%- if is_incremental() %}
+  {%- set scope = growth_incremental_scope() %}
+{%- endif %}
 
-with series as (
+{#- A full build reads every day once (materialized); an incremental one reads a few days, where
+    DuckDB is faster with the filter pushed into the scan (not materialized). #}
+with days as {{ '' if is_incremental() else 'materialized' }} (
     select
         {{ account_column() }}
         segment_id,
@@ -29,32 +32,9 @@ with series as (
         is_complete
     from {{ ref('stg_segment_series') }}
     where series_interval = 'daily'
-),
-
-{% if is_incremental() %}
-recompute as (
-    -- The first day to recompute: the lookback before the newest day modelled so far.
-    select max(day) - {{ lookback }} as first_day from {{ this }}
-),
-
-new_segment_ids as (
-    -- Segment ids with a (account, segment) not modelled yet: all their days are new.
-    select distinct s.segment_id
-    from series as s
-    where not exists (
-        select 1 from {{ this }} as t
-        where t.segment_id = s.segment_id{{ same_account('t', 's') }}
-    )
-),
-
-{% endif %}
-days as (
-    select series.*
-    from series
-    {% if is_incremental() %}
-    where series.day >= (select first_day - 30 from recompute)
-        or series.segment_id in (select segment_id from new_segment_ids)
-    {% endif %}
+    {%- if is_incremental() %}
+        and {{ growth_in_scope(scope, 'bucket_day', 30, utc_column='bucket_start_utc') }}
+    {%- endif %}
 ),
 
 measured as (
@@ -99,7 +79,6 @@ select
     removed_7d,
     churn_rate
 from measured
-{% if is_incremental() %}
-where day >= (select first_day from recompute)
-    or segment_id in (select segment_id from new_segment_ids)
-{% endif %}
+{%- if is_incremental() %}
+where {{ growth_in_scope(scope) }}
+{%- endif %}

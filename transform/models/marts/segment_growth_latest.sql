@@ -1,6 +1,9 @@
 {#- One row per segment (and account): its last complete day and the changes up to it, as in
     segment_growth_daily (total_members minus its value 1, 7 or 30 days earlier; null where
-    that day is missing). trend: the 7-day change against growth_trend_threshold. -#}
+    that day is missing). trend: the 7-day change against growth_trend_threshold.
+    A view: it reads 31 days per segment of the (incremental) daily model when queried, so a
+    build does not rewrite it. -#}
+{{ config(materialized='view') }}
 {%- set threshold = var('growth_trend_threshold') %}
 
 with daily as (

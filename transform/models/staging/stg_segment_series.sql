@@ -8,6 +8,8 @@ select
     -- bucket_date is the account's local day; rows loaded before the stream had it fall back
     -- to the UTC day of date_time (the same day for a UTC account).
     coalesce(cast(s.bucket_date as date), cast(s.date_time as date)) as bucket_day,
+    -- The bucket's start in UTC as loaded (for filters the database applies while scanning).
+    s.date_time as bucket_start_utc,
     cast(s.total_members as bigint) as total_members,
     cast(s.members_added as bigint) as members_added,
     cast(s.members_removed as bigint) as members_removed,
