@@ -98,9 +98,9 @@ def members_figure(data: GrowthData) -> go.Figure:
             {
                 "type": "buttons",
                 "direction": "right",
-                "x": 0,
-                "y": 1.12,
-                "xanchor": "left",
+                "x": 1,
+                "y": 1.14,
+                "xanchor": "right",
                 "buttons": [
                     {"label": "linear", "method": "relayout", "args": [{"yaxis.type": "linear"}]},
                     {"label": "log", "method": "relayout", "args": [{"yaxis.type": "log"}]},
@@ -112,7 +112,7 @@ def members_figure(data: GrowthData) -> go.Figure:
 
 
 def added_removed_figure(data: GrowthData) -> tuple[go.Figure, str]:
-    """Members added (up) against removed (down), all segments together, per period.
+    """Members added (up) against removed (down), all segments together, per complete period.
 
     Klaviyo's own weekly series where it was loaded; else days (never days summed into weeks).
     """
@@ -123,14 +123,28 @@ def added_removed_figure(data: GrowthData) -> tuple[go.Figure, str]:
     else:
         period, rows, day_column = "day", data.daily, "day"
     for row in rows:
+        if not row["is_complete"]:
+            continue
         added[row[day_column]] += int(row["members_added"])
         removed[row[day_column]] += int(row["members_removed"])
     periods = sorted(added)
+    # Bars as wide as most of their period (a date axis measures widths in milliseconds).
+    width = (6 if period == "week" else 0.8) * 86_400_000
     figure = go.Figure(
         [
-            go.Bar(x=periods, y=[added[p] for p in periods], name="added", marker_color=ADDED),
             go.Bar(
-                x=periods, y=[-removed[p] for p in periods], name="removed", marker_color=REMOVED
+                x=periods,
+                y=[added[p] for p in periods],
+                name="added",
+                marker_color=ADDED,
+                width=width,
+            ),
+            go.Bar(
+                x=periods,
+                y=[-removed[p] for p in periods],
+                name="removed",
+                marker_color=REMOVED,
+                width=width,
             ),
         ]
     )
@@ -252,7 +266,7 @@ counts over the same days.</p>
 <div class="movers"><div><h3>Last 7 days</h3>{movers_table(data.movers_by(7), 7)}</div>
 <div><h3>Last 30 days</h3>{movers_table(data.movers_by(30), 30)}</div></div></section>
 <section><h2>Members over time</h2>{divs[0]}</section>
-<section><h2>Added against removed</h2><p class="note">Per {period}
+<section><h2>Added against removed</h2><p class="note">Per complete {period}
 {"(Klaviyo's weekly series)" if period == "week" else "(no weekly series loaded)"}.</p>
 {divs[1]}</section>
 <section><h2>Change over 30 days</h2>{divs[2]}</section>
