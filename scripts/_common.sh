@@ -47,7 +47,8 @@ python_for() {
 
 # ensure_meltano [PLUGIN...]: Meltano $MELTANO_VERSION in its own venv, then `meltano install`
 # of the named plugins (default: every plugin of meltano.yml: the tap from `-e .`,
-# target-jsonl, target-duckdb, target-postgres). Re-running takes seconds.
+# target-jsonl, target-duckdb, target-postgres, and the utilities dbt-duckdb, dbt-postgres and
+# growth-report of the growth models). Re-running takes seconds.
 ensure_meltano() {
     local py
     if [[ ! -x "$MELTANO" ]] || [[ "$("$MELTANO" --version 2>/dev/null)" != *"$MELTANO_VERSION"* ]]; then
@@ -85,4 +86,27 @@ ensure_postgres() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
     has_postgres || die "PostgreSQL's initdb is still missing after installing postgresql"
+}
+
+# apt_install PACKAGE...: Debian packages with apt-get (as root, or with sudo); dies with WHY
+# ($APT_WHY) when apt-get cannot run.
+apt_install() {
+    local sudo=""
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "$APT_WHY: install Debian's $*"
+        sudo="sudo"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "$APT_WHY: install $*"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_chromium: Debian's chromium for the growth report's browser test
+# (tests/e2e/test_growth_models.py drives it through Playwright; no browser download).
+ensure_chromium() {
+    [[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] && return 0
+    log "Installing Chromium (Debian's chromium package) for the growth report's browser test"
+    APT_WHY="the growth report's browser test needs Chromium (or set CHROMIUM to its binary)" \
+        apt_install chromium
+    [[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium is still missing after installing chromium"
 }

@@ -1,126 +1,112 @@
-"""Print what a run landed in DuckDB: per segment, members at start and end and a sparkline.
+"""Print per-segment growth from the growth models: members, 7- and 30-day change, shrinking first.
 
-Run with a Python that has the ``duckdb`` package, e.g. target-duckdb's own venv:
-    .meltano/loaders/target-duckdb/venv/bin/python scripts/summary.py output/klaviyo_dev.duckdb
+The numbers are the models' (transform/, built by `meltano invoke dbt-duckdb:build`), as of
+each segment's last complete day: today's unfinished bucket is left out, and named. Run with
+the growth-report utility's Python (it has duckdb), e.g.
+    .meltano/utilities/growth-report/venv/bin/python scripts/summary.py output/klaviyo_dev.duckdb
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
-from datetime import date, datetime
+from pathlib import Path
 
-import duckdb
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "transform" / "report"))
+from growth_data import GrowthData, ModelsMissingError, Mover, Warehouse, read_growth
 
-BARS = "▁▂▃▄▅▆▇█"
-MAX_WIDTH = 40
-
-
-def sparkline(values: list[int]) -> str:
-    """Unicode bars for ``values``, scaled between their min and max."""
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    if high == low:
-        return BARS[len(BARS) // 2] * len(values)
-    span = high - low
-    return "".join(BARS[round((value - low) / span * (len(BARS) - 1))] for value in values)
+NAME_WIDTH = 28
 
 
-def to_day(value: object) -> date:
-    """A DuckDB value of ``date_time`` (timestamp or ISO text) as a calendar day."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).date()
+def fmt_change(change: int | None, pct: float | None) -> str:
+    """'+123 (+1.2%)', or '-' when the earlier day is missing."""
+    if change is None:
+        return "-"
+    return f"{change:+,} ({pct * 100:+.1f}%)" if pct is not None else f"{change:+,}"
 
 
-def growth_points(rows: list[tuple[object, int]]) -> tuple[str, list[int]]:
-    """Daily totals, or weekly ones (last day of each ISO week) when there are too many days."""
-    by_day: dict[date, int] = {}
-    for when, total in rows:
-        if total is not None:
-            by_day[to_day(when)] = int(total)
-    days = sorted(by_day)
-    if len(days) <= MAX_WIDTH:
-        return "day", [by_day[day] for day in days]
-    by_week: dict[tuple[int, int], int] = {}
-    for day in days:
-        by_week[day.isocalendar()[:2]] = by_day[day]
-    weeks = [by_week[key] for key in sorted(by_week)]
-    return "week", weeks[-MAX_WIDTH:]
+def line(mover: Mover) -> str:
+    """One segment's row."""
+    return (
+        f"{mover.label[:NAME_WIDTH]:<{NAME_WIDTH}} {mover.total_members:>9,} "
+        f"{fmt_change(mover.change_7d, mover.pct_change_7d):>17} "
+        f"{fmt_change(mover.change_30d, mover.pct_change_30d):>19} "
+        f"{f'+{mover.added_30d:,} / -{mover.removed_30d:,}':>19}  {mover.trend}"
+    )
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether ``schema.table`` exists in the database."""
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
+def print_summary(data: GrowthData, schema: str) -> None:
+    """The table, shrinking first (by the 7-day change, as the trend is)."""
+    as_of = sorted({mover.as_of for mover in data.movers})
+    when = str(as_of[-1]) if len(as_of) == 1 else f"{as_of[0]} .. {as_of[-1]}"
+    unfinished = data.incomplete_days
+    print(
+        f"Segment growth from the models in schema {schema}, as of {when} (each segment's last "
+        "complete day"
+        + (
+            f"; {', '.join(str(d) for d in unfinished)} is unfinished and left out)"
+            if unfinished
+            else ")"
+        )
+    )
+    print("Shrinking first, by the 7-day change; added / removed are Klaviyo's 30-day counts.")
+    print()
+    print(
+        f"{'segment':<{NAME_WIDTH}} {'members':>9} {'7 days':>17} {'30 days':>19} "
+        f"{'added / removed':>19}  trend"
+    )
+    for mover in data.movers_by(7):
+        print(line(mover))
+    recent = [row for row in data.alerts if (as_of[-1] - row["day"]).days < 30]
+    print()
+    print(
+        f"Alerts in the last 30 days: {len(recent)}"
+        + (
+            f" (latest: {data.label(recent[0])} on {recent[0]['day']}: {recent[0]['reason']})"
+            if recent
+            else ""
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the summary; exit 1 when the database holds no segment data."""
+    """Print the summary; exit 1 when the models are missing or empty."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("database", help="DuckDB file written by target-duckdb")
+    parser.add_argument("database", help="DuckDB file loaded by target-duckdb and modelled by dbt")
     parser.add_argument(
-        "--schema", default="klaviyo", help="schema of the tables (default klaviyo)"
+        "--models-schema", default="klaviyo_growth", help="schema of the growth models"
+    )
+    parser.add_argument(
+        "--schema", default="klaviyo", help="schema of the loaded tables (default klaviyo)"
     )
     args = parser.parse_args(argv)
-
-    con = duckdb.connect(args.database, read_only=True)
-    schema = args.schema
-    tables = ("segments", "segment_series", "segment_values")
-    missing = [table for table in tables if not table_exists(con, schema, table)]
-    if missing:
-        print(f"No table(s) {', '.join(missing)} in schema {schema!r} of {args.database}")
+    if not Path(args.database).is_file():
+        print(f"error: no DuckDB file at {args.database}: load it first", file=sys.stderr)
         return 1
-    counts = {
-        table: con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]  # noqa: S608
-        for table in tables
-    }
-    print("Rows: " + ", ".join(f"{schema}.{table} = {count}" for table, count in counts.items()))
-
-    segments = con.execute(f'select id, name, is_active from "{schema}".segments').fetchall()  # noqa: S608
-    names = {segment_id: name for segment_id, name, _ in segments}
-    inactive = {segment_id for segment_id, _, is_active in segments if is_active is False}
-    intervals = [
-        row[0]
-        for row in con.execute(
-            f'select distinct "interval" from "{schema}".segment_series'  # noqa: S608
-        ).fetchall()
-    ]
-    interval = next((i for i in ("daily", "weekly", "monthly", "hourly") if i in intervals), None)
-    series: dict[str, list[tuple[object, int]]] = defaultdict(list)
-    if interval is not None:
-        for segment_id, when, total in con.execute(
-            f'select segment_id, date_time, total_members from "{schema}".segment_series '  # noqa: S608
-            'where "interval" = ? order by segment_id, date_time',
-            [interval],
-        ).fetchall():
-            series[segment_id].append((when, total))
-
-    print()
-    print(f"{'segment':<32} {'start':>9} {'end':>9} {'net':>8}  growth ({interval or 'no'} series)")
-    for segment_id in sorted(set(names) | set(series), key=lambda s: (names.get(s) or s).lower()):
-        name = (names.get(segment_id) or segment_id)[:32]
-        rows = series.get(segment_id, [])
-        unit, points = growth_points(rows)
-        totals = [int(total) for _, total in rows if total is not None]
-        if not totals:
-            why = "inactive: not reported" if segment_id in inactive else "no series rows"
-            print(f"{name:<32} {'-':>9} {'-':>9} {'-':>8}  ({why})")
-            continue
-        start, end = totals[0], totals[-1]
-        first, last = to_day(rows[0][0]), to_day(rows[-1][0])
-        print(
-            f"{name:<32} {start:>9,} {end:>9,} {end - start:>+8,}  "
-            f"{sparkline(points)}  ({first} .. {last}, by {unit})"
+    warehouse = Warehouse(duckdb_path=args.database)
+    try:
+        counts = {
+            table: warehouse.rows(f'select count(*) as n from "{args.schema}"."{table}"')[0]["n"]  # noqa: S608
+            for table in ("segments", "segment_series", "segment_values")
+        }
+        print("Rows loaded: " + ", ".join(f"{args.schema}.{t} = {n}" for t, n in counts.items()))
+        inactive = warehouse.rows(
+            f'select name from "{args.schema}".segments where is_active = false order by name'  # noqa: S608
         )
-    return 0 if counts["segment_series"] else 1
+        data = read_growth(warehouse, args.models_schema, days=31)
+    except ModelsMissingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        warehouse.close()
+    if not data.movers:
+        print("No segment has a complete day yet.")
+        return 1
+    print_summary(data, args.models_schema)
+    if inactive:
+        names = ", ".join(str(row["name"]) for row in inactive)
+        print(f"Inactive segments (not reported by default): {names}")
+    return 0
 
 
 if __name__ == "__main__":
