@@ -169,6 +169,7 @@ class KlaviyoReportStream(KlaviyoStream, Generic[CallT, AnswerT]):
         return self._answer
 
     @cached_property
+    @override
     def klaviyo_session(self) -> KlaviyoSession:
         """A session that paces and counts every attempt through the run."""
         return PacedSession(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.singerlib.messages import StateMessage
+from typing_extensions import override
 
 if TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
@@ -28,6 +29,7 @@ class SingerWriter(MsgSpecWriter):
     as singer-sdk does, so a target sees every STATE as soon as it is written.
     """
 
+    @override
     def serialize_message(self, message: Message) -> bytearray:
         """One line of JSON; a STATE without the deep copy ``dataclasses.asdict`` makes.
 
@@ -44,6 +46,7 @@ class SingerWriter(MsgSpecWriter):
     #: A signal's handler that came while a line was half written: it runs once the line is whole.
     deferred: Callable[[], None] | None = None
 
+    @override
     def write_message(self, message: Message) -> None:
         """Write one message as a line of JSON and flush it.
 
