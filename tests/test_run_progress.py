@@ -42,3 +42,18 @@ def test_the_progress_line_follows_the_wait(monkeypatch):
     assert len(progress) == 1
     assert waits, events
     assert waits[-1] < progress[0], events
+
+
+def test_the_series_says_where_it_reads_from_not_the_sdks_start_date(standin, logs):
+    from tests.tap_runner import base_config, run_tap
+
+    sid = standin.account.segment_ids()[0]
+    config = base_config(standin.url, segment_ids=[sid], start_date="2026-11-01")
+    first = run_tap(config, now=NOW, select=("segment_series",))
+    logs.records.clear()
+    run_tap(config, state=first.final_state, now=NOW, select=("segment_series",))
+    info = logs.at(logging.INFO)
+    assert not [m for m in info if m.startswith("Starting incremental sync of 'segment_series'")]
+    reads = [m for m in info if m.startswith("segment_series reads")]
+    assert len(reads) == 1, info
+    assert "daily from 2026-11-26" in reads[0], "the resume point (lookback 2 days), not start_date"
