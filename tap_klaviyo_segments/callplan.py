@@ -181,6 +181,7 @@ def plan_sync(tap: PlannedTap) -> CallPlan:
     a plan's tap is never synced, and nothing it changes in memory is written.
     """
     run = tap.report_run
+    run.state.read_only()
     settings = run.settings
     values_stream, series_stream = tap.streams["segment_values"], tap.streams["segment_series"]
     assert isinstance(values_stream, SegmentValuesStream)

@@ -164,6 +164,10 @@ class RunState:
         """Write a STATE message now: everything emitted so far is covered by it."""
         self._write(self._state)
 
+    def read_only(self) -> None:
+        """Write nothing from now on: the call plan reads STATE and must print only the plan."""
+        self._write = lambda state: None
+
     def stream(self, name: str) -> dict[str, Any]:
         """A stream's own part of STATE (the dict singer-sdk keeps as its ``stream_state``)."""
         bookmarks = self._state.setdefault("bookmarks", {})

@@ -291,3 +291,19 @@ def test_a_masked_key_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="api_key is masked") as raised:
         main(["--config", str(config_path)])
     assert "\n" not in str(raised.value.code)
+
+
+def test_the_plan_prints_no_state_even_when_it_drops_a_deleted_segments_bookmarks(
+    standin, tmp_path, capsys
+):
+    config = base_config(standin.url, start_date="2026-11-01")
+    state = run_tap(config, now=NOW_UTC, select=("segment_series",)).final_state
+    partitions = state["bookmarks"]["segment_series"]["partitions"]
+    partitions.append({**partitions[0], "context": {"interval": "daily", "segment_id": "Gone42"}})
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    capsys.readouterr()
+    args = ["--config", str(tmp_path / "config.json"), "--state", str(tmp_path / "state.json")]
+    assert main([*args, "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["segments"] > 0, "stdout is the plan alone"
