@@ -224,6 +224,7 @@ def test_an_answer_that_stays_incomplete_is_one_error_line_after_the_state(tmp_p
         proc, "2 leading daily buckets", "rerun resumes from the last STATE"
     )
     assert "unexpected" not in line
+    assert "proxy" not in line, "a Klaviyo answer that fails a check is not a proxy's page"
 
 
 def test_a_whole_number_setting_from_the_environment_that_is_not_one_is_one_line(tmp_path):
