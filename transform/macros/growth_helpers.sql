@@ -85,3 +85,32 @@
     {%- endif %}
   )
 {% endmacro %}
+
+{#- Klaviyo's own series of one interval ('weekly' or 'monthly'), one row per segment (and account)
+    and period, with the change from the period before (where loaded): the weekly and monthly
+    models are this, never sums of days. -#}
+{% macro klaviyo_period_series(interval, start_column) %}
+with series as (
+    select
+        s.*,
+        lag(s.total_members) over (
+            partition by {{ account_column('s') }} s.segment_id order by s.bucket_day
+        ) as previous_total
+    from {{ ref('stg_segment_series') }} as s
+    where s.series_interval = '{{ interval }}'
+)
+
+select
+    {{ account_column() }}
+    segment_id,
+    segment_name,
+    bucket_day as {{ start_column }},
+    total_members,
+    members_added,
+    members_removed,
+    net_members_changed,
+    is_complete,
+    total_members - previous_total as change_from_previous,
+    {{ growth_fraction('total_members - previous_total', 'previous_total') }} as pct_change_from_previous
+from series
+{% endmacro %}
