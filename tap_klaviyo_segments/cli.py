@@ -90,17 +90,17 @@ def failure_line(exc: BaseException, stream: str | None = None) -> str:
         )
     if isinstance(exc, (KlaviyoAPIError, ApiUnreachableError)):
         return where + text
-    if isinstance(exc, MalformedResponseError):
-        return (
-            f"{where}{text}. Retries did not help; no row of that answer was written and a "
-            "rerun resumes from the last STATE: check that api_url reaches Klaviyo (not a proxy "
-            "or login page), or try again later."
-        )
     if isinstance(exc, InvalidAnswerError):
         return (
             f"{where}{text}. Klaviyo answered the same way on every retry; no row of that answer "
             "was written and a rerun resumes from the last STATE: try again later, and if it "
             "stays, report it with the log at DEBUG."
+        )
+    if isinstance(exc, MalformedResponseError):
+        return (
+            f"{where}{text}. Retries did not help; no row of that answer was written and a "
+            "rerun resumes from the last STATE: check that api_url reaches Klaviyo (not a proxy "
+            "or login page), or try again later."
         )
     if isinstance(exc, requests.Timeout):
         return (
