@@ -29,6 +29,7 @@ from postgres_server import PostgresServer
 from test_e2e_many_accounts import ACCOUNTS, accounts_env, run_accounts
 
 from klaviyo_standin import StandinServer, StandinSettings
+from transform.report.screenshot import CHROMIUM_ARGS  # the flags the screenshot uses
 
 MODELS_SCHEMA = "klaviyo_growth"
 MODELS = (
@@ -363,16 +364,20 @@ def columns_in_order(models: dict[str, list[dict[str, Any]]], model: str) -> lis
 # --- DuckDB ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def standin_window() -> Any:
-    settings = StandinSettings(
+def window_settings() -> StandinSettings:
+    """The stand-in account of the WINDOW scenario (UTC, no rate limits)."""
+    return StandinSettings(
         segment_count=SEGMENTS,
         seed=SEED,
         timezone="UTC",
         now=WINDOW.standin_now,
         rate_limits_enabled=False,
     )
-    with StandinServer(settings) as server:
+
+
+@pytest.fixture
+def standin_window() -> Any:
+    with StandinServer(window_settings()) as server:
         yield server
 
 
@@ -516,13 +521,7 @@ def test_postgres_pipeline_models_match_the_truth(
 
 @pytest.fixture
 def window_standins() -> Any:
-    settings = StandinSettings(
-        segment_count=SEGMENTS,
-        seed=SEED,
-        timezone="UTC",
-        now=WINDOW.standin_now,
-        rate_limits_enabled=False,
-    )
+    settings = window_settings()
     with StandinServer(settings) as first, StandinServer(settings) as second:
         yield dict(zip(ACCOUNTS, (first, second), strict=True))
 
@@ -569,17 +568,6 @@ def chromium() -> str:
         )
     return path
 
-
-#: Chromium as root in a container: no sandbox; nothing of its own on the network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 _CHARTS = """
 () => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => ({
